@@ -1,0 +1,146 @@
+/* imap_client.h - asynchronous IMAP client on a libevent bufferevent, with OpenSSL.
+ *
+ * One struct imap_client is one connection. Commands are pipelined: each carries its own
+ * completion, which runs exactly once (with the tagged reply, or with an error when the
+ * connection dies, times out or is freed). Untagged responses go to the untagged handler
+ * of the OLDEST in-flight command that has one.
+ *
+ * Memory: the caller owns what it passes in; the client copies what it keeps. Responses
+ * and events handed to callbacks are valid only during the callback.
+ *
+ * Re-entrancy: callbacks may issue new commands and may call imap_client_free(); the free
+ * is then deferred until the callback returns.
+ */
+#ifndef MH_IMAP_CLIENT_H
+#define MH_IMAP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "imap_parser.h"
+#include "tls.h"
+
+struct event_base;
+struct evbuffer;
+
+enum imap_trace_dir { IMAP_TRACE_SENT, IMAP_TRACE_RECEIVED };
+
+/* Called for every line sent or received (without CRLF; literal contents are replaced by
+ * "<literal N bytes>"; LOGIN/AUTHENTICATE arguments by "<redacted>"). For transcripts. */
+typedef void imap_trace_cb_t(void *ctx, enum imap_trace_dir dir, const char *line, size_t len);
+
+struct imap_client_opts {
+	const char *name;        /* label for logs and traces, e.g. "source" */
+	const char *host;        /* name or address; also the TLS name unless tls_name is set */
+	uint16_t port;
+	enum mh_security security; /* PLAIN, STARTTLS or TLS (implicit) */
+	bool allow_plaintext;    /* STARTTLS not offered: go on in plaintext instead of failing */
+	struct mh_tls *tls;      /* required for STARTTLS/TLS; shared, not owned */
+	const char *tls_name;
+	const char *user;
+	const char *password;    /* copied; wiped from memory when the client is freed */
+	unsigned connect_timeout_ms; /* 0: 30 s */
+	unsigned command_timeout_ms; /* no byte received while a command is pending: 0 = 120 s */
+	struct imap_parser_limits limits; /* zeroed: defaults */
+	imap_trace_cb_t *trace;
+	void *trace_ctx;
+};
+
+/* tagged is the tagged reply (status OK/NO/BAD) or NULL when the command never completed;
+ * err is NULL on OK, else it says what failed (a NO/BAD mapped by imap_err_from_reply(),
+ * or a connection error). */
+typedef void imap_done_cb_t(void *ctx, const struct imap_response *tagged, const struct mh_err *err);
+typedef void imap_untagged_cb_t(void *ctx, const struct imap_response *resp);
+/* LITERAL_BEGIN/DATA/END events of streamed literals that arrive while the command is the
+ * oldest in flight with a literal handler. On DATA the callback must remove exactly ev->len
+ * bytes from in (see imap_parser.h). Without a handler streamed literals are discarded. */
+typedef void imap_literal_cb_t(void *ctx, const struct imap_event *ev, struct evbuffer *in);
+
+struct imap_cmd_handlers {
+	imap_untagged_cb_t *untagged;
+	imap_literal_cb_t *literal;
+	imap_done_cb_t *done;
+	void *ctx;
+};
+
+struct imap_client;
+
+struct imap_client *imap_client_new(struct event_base *base, const struct imap_client_opts *opts);
+/* Closes the connection; pending commands complete with MH_E_CANCELED. NULLs *c. */
+void imap_client_free(struct imap_client **c);
+
+/* Connects (DNS, TCP, TLS or STARTTLS with certificate checks), reads the greeting, asks
+ * CAPABILITY, logs in (LOGIN, or AUTHENTICATE PLAIN when LOGINDISABLED is not set but
+ * LOGIN is refused by policy... see .c), and refreshes CAPABILITY. done runs once. */
+void imap_client_open(struct imap_client *c, imap_done_cb_t *done, void *ctx);
+
+bool imap_client_is_open(const struct imap_client *c);
+/* Case-insensitive; "LITERAL+", "MULTIAPPEND", "UIDPLUS", "SPECIAL-USE", "APPENDLIMIT"... */
+bool imap_client_has_cap(const struct imap_client *c, const char *cap);
+/* The value of a "NAME=value" capability (e.g. "APPENDLIMIT" -> "35651584"), or NULL. */
+const char *imap_client_cap_value(const struct imap_client *c, const char *name);
+
+/* Queues a command. fmt is the command without tag and CRLF, with directives:
+ *   %a  raw atom or text (const char *), sent as is; must not contain CR/LF
+ *   %s  astring (const char *): atom if safe, else quoted, else a literal ({n+} with
+ *       LITERAL+/LITERAL- for small ones, else a synchronizing literal)
+ *   %u  unsigned int;  %U uint64_t;  %% a percent sign
+ * Returns 0, or -1 (err set) if the connection is dead or the format is bad; in that
+ * case done is NOT called. */
+int imap_client_cmd(struct imap_client *c, const struct imap_cmd_handlers *h, struct mh_err *err,
+		    const char *fmt, ...);
+
+/* --- streamed APPEND / MULTIAPPEND (RFC 3502) ---------------------------------------
+ * imap_client_append_start() queues "APPEND mailbox"; each imap_append_add() adds one
+ * message header " (flags) "date" {size+}" and the caller then supplies exactly size bytes
+ * with imap_append_data() (any number of calls, as bytes arrive); imap_append_finish()
+ * ends the command. More than one add() is allowed only when MULTIAPPEND is offered.
+ * With LITERAL+ bytes are written at once; without it the client waits for the server's
+ * continuation before sending each literal and holds the bytes meanwhile (see
+ * imap_client_output_pending()). done runs once with the tagged reply; for OK,
+ * imap_reply_appenduid() parses [APPENDUID ...] when UIDPLUS is offered.
+ * While an APPEND is being written no other command is sent on the connection. */
+struct imap_append;
+
+struct imap_append *imap_client_append_start(struct imap_client *c, const char *mailbox,
+					     const struct imap_cmd_handlers *h, struct mh_err *err);
+/* flags: space-separated, e.g. "\\Seen $Forwarded" (without parens; may be ""), never
+ * \Recent. internaldate: "17-Jul-1996 02:44:25 -0700" or NULL. Returns 0 or -1. */
+int imap_append_add(struct imap_append *a, const char *flags, const char *internaldate, uint64_t size,
+		    struct mh_err *err);
+/* Moves n bytes from src (evbuffer_remove_buffer: no copy when possible). */
+void imap_append_data(struct imap_append *a, struct evbuffer *src, size_t n);
+void imap_append_data_mem(struct imap_append *a, const void *data, size_t n);
+/* Ends the command. If a message got fewer bytes than announced, the connection is
+ * closed instead (we owe the server bytes) and done runs with MH_E_CONNECTION_LOST. */
+void imap_append_finish(struct imap_append *a);
+
+/* --- flow control -------------------------------------------------------------------- */
+/* Bytes queued for the server and not yet written to the socket (incl. bytes held back
+ * for a continuation). */
+size_t imap_client_output_pending(const struct imap_client *c);
+/* cb runs when the pending output falls to or below low_water (once per call). */
+typedef void imap_drain_cb_t(void *ctx);
+void imap_client_on_drain(struct imap_client *c, size_t low_water, imap_drain_cb_t *cb, void *ctx);
+/* Stops/starts reading from the server (backpressure while streaming a literal on). */
+void imap_client_pause_reading(struct imap_client *c, bool pause);
+/* Sets the parser's inline-literal limit (0: stream every literal). */
+void imap_client_set_inline_max(struct imap_client *c, size_t max_inline_literal);
+
+/* --- reply helpers --------------------------------------------------------------------- */
+/* Maps a tagged NO/BAD (and its response code: AUTHENTICATIONFAILED, OVERQUOTA, LIMIT,
+ * TOOBIG, UNAVAILABLE, INUSE, TRYCREATE, NONEXISTENT, EXPIRED, ...) onto the catalogue,
+ * with the sanitized server text as detail. context says what was tried ("APPEND", "LOGIN"). */
+void imap_err_from_reply(const struct imap_response *r, const char *context, struct mh_err *err);
+/* [APPENDUID uidvalidity uid-set]: fills up to max UIDs in order (ranges expanded);
+ * returns how many, or -1 when the code is absent or malformed. */
+int imap_reply_appenduid(const struct imap_response *r, uint32_t *uidvalidity_r, uint32_t *uids_r,
+			 size_t max);
+
+/* Runs the event loop of base until *done becomes true (for simple sequential callers
+ * such as the planner and tests). Returns 0, or -1 if the loop ran out of events. */
+int imap_run_until(struct event_base *base, const bool *done);
+
+#endif

@@ -1,0 +1,31 @@
+/* tls.h - TLS client contexts (the only module besides the clients that touches OpenSSL).
+ *
+ * Certificates are verified against the system CA store plus an optional CA file, and the
+ * host name is checked (SSL_set1_host + SNI). insecure turns verification off. */
+#ifndef MH_TLS_H
+#define MH_TLS_H
+
+#include <stdbool.h>
+
+#include "endpoint.h"
+#include "err.h"
+
+typedef struct ssl_st SSL;
+
+struct mh_tls_opts {
+	const char *ca_file; /* extra trusted CA (PEM), or NULL */
+	bool insecure;       /* do not verify certificates (loudly warned about by callers) */
+};
+
+struct mh_tls;
+
+struct mh_tls *mh_tls_new(const struct mh_tls_opts *opts, struct mh_err *err);
+void mh_tls_free(struct mh_tls **tls);
+/* A new SSL object for one connection to host (SNI and name check set). */
+SSL *mh_tls_ssl_new(struct mh_tls *tls, const char *host, struct mh_err *err);
+/* After a failed handshake: maps the verify result / error queue onto the catalogue
+ * (TLS_CERT_EXPIRED, TLS_CERT_HOSTNAME, TLS_CERT_SELF_SIGNED, TLS_CERT_UNTRUSTED,
+ * TLS_HANDSHAKE) with a detail naming the problem. */
+void mh_tls_explain_failure(SSL *ssl, struct mh_err *err);
+
+#endif
