@@ -57,7 +57,7 @@ static size_t json_escape(char *out, size_t cap, const char *s)
 
 void mh_log(enum mh_log_level level, const char *component, const char *fmt, ...)
 {
-	char msg[2048], esc[4096], line[4608], stamp[40];
+	char msg[2048], esc[4096], line[4608], stamp[96];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
