@@ -53,10 +53,11 @@ struct imap_client_opts {
  * or a connection error). */
 typedef void imap_done_cb_t(void *ctx, const struct imap_response *tagged, const struct mh_err *err);
 typedef void imap_untagged_cb_t(void *ctx, const struct imap_response *resp);
-/* LITERAL_BEGIN/DATA/END events of streamed literals that arrive while the command is the
+/* kind is IMAP_EV_LITERAL_BEGIN, _DATA or _END: events of streamed literals that arrive while the command is the
  * oldest in flight with a literal handler. On DATA the callback must remove exactly ev->len
  * bytes from in (see imap_parser.h). Without a handler streamed literals are discarded. */
-typedef void imap_literal_cb_t(void *ctx, const struct imap_event *ev, struct evbuffer *in);
+typedef void imap_literal_cb_t(void *ctx, enum imap_ev kind, const struct imap_event *ev,
+			       struct evbuffer *in);
 
 struct imap_cmd_handlers {
 	imap_untagged_cb_t *untagged;

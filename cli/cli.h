@@ -1,0 +1,47 @@
+/* cli.h - the mailhaul command-line tool's pieces. */
+#ifndef MH_CLI_H
+#define MH_CLI_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "jobstore.h"
+#include "seal.h"
+
+/* Exit codes (documented in the README). */
+enum {
+	MH_EXIT_OK = 0,      /* every message copied or skipped */
+	MH_EXIT_FAILED = 1,  /* some messages (or the job) failed */
+	MH_EXIT_USAGE = 2,   /* the command line is wrong */
+	MH_EXIT_CONNECT = 3, /* could not connect or log in */
+};
+
+int cmd_migrate(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+
+/* --- embedded.c: a private Redis plus in-process coordinator and workers ------------- */
+struct embedded;
+/* Starts redis-server on a unix socket in a private temp dir (no TCP port, no
+ * persistence), then a coordinator thread and a worker with `workers` threads. */
+struct embedded *embedded_start(unsigned workers, const struct mh_seal_key *key, struct mh_err *err);
+const char *embedded_redis_url(const struct embedded *e);
+/* Stops the threads and redis-server and removes the temp dir. NULLs *e. */
+void embedded_stop(struct embedded **e);
+
+/* --- report.c: progress and summaries ------------------------------------------------ */
+struct progress {
+	bool tty, quiet;
+	uint64_t started_ms, last_print_ms;
+	bool line_open;
+};
+void progress_init(struct progress *p, bool quiet);
+void progress_update(struct progress *p, const struct mh_job_summary *s);
+void progress_end(struct progress *p);
+void report_human(FILE *out, const struct mh_job_summary *s);
+void report_json(FILE *out, const struct mh_job_summary *s);
+void format_bytes(char *buf, size_t len, uint64_t bytes);
+
+#endif

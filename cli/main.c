@@ -1,0 +1,63 @@
+/* main.c - the mailhaul command: dispatches to subcommands. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "seal.h"
+
+#ifndef MAILHAUL_VERSION
+#define MAILHAUL_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *out)
+{
+	fputs("usage: mailhaul COMMAND [options]\n"
+	      "\n"
+	      "commands:\n"
+	      "  migrate --from URL --to URL   copy one mailbox, server to server (see: mailhaul migrate --help)\n"
+	      "  keygen FILE                   create a credential seal key for a cluster (mode 0600)\n"
+	      "  version                       print the version\n",
+	      out);
+}
+
+int cmd_keygen(int argc, char **argv)
+{
+	struct mh_err err;
+
+	if (argc != 2) {
+		fputs("usage: mailhaul keygen FILE\n", stderr);
+		return MH_EXIT_USAGE;
+	}
+	if (mh_seal_key_generate_file(argv[1], &err) < 0) {
+		fprintf(stderr, "mailhaul keygen: %s\n", err.detail);
+		return MH_EXIT_FAILED;
+	}
+	printf("wrote %s: give the same file to every coordinator and worker (MAILHAUL_SEAL_KEY_FILE)\n", argv[1]);
+	return MH_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	/* a server hanging up must be an error reply, not a dead process */
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2) {
+		usage(stderr);
+		return MH_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "migrate") == 0)
+		return cmd_migrate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "keygen") == 0)
+		return cmd_keygen(argc - 1, argv + 1);
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("mailhaul %s\n", MAILHAUL_VERSION);
+		return MH_EXIT_OK;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return MH_EXIT_OK;
+	}
+	fprintf(stderr, "mailhaul: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return MH_EXIT_USAGE;
+}

@@ -1,0 +1,257 @@
+/* report.c - the live progress line and the end-of-run summary (text and JSON). */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void format_bytes(char *buf, size_t len, uint64_t bytes)
+{
+	const char *units[] = {"B", "KB", "MB", "GB", "TB"};
+	double v = (double)bytes;
+	unsigned u = 0;
+
+	while (v >= 1000.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1000.0;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%" PRIu64 " B", bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+static void format_duration(char *buf, size_t len, double s)
+{
+	unsigned long t = (unsigned long)(s + 0.5);
+
+	if (s < 60)
+		snprintf(buf, len, "%.1f s", s);
+	else if (t < 3600)
+		snprintf(buf, len, "%lu:%02lu", t / 60, t % 60);
+	else
+		snprintf(buf, len, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
+}
+
+void progress_init(struct progress *p, bool quiet)
+{
+	memset(p, 0, sizeof(*p));
+	p->quiet = quiet;
+	p->tty = isatty(STDERR_FILENO);
+	p->started_ms = mh_now_ms();
+}
+
+void progress_update(struct progress *p, const struct mh_job_summary *s)
+{
+	const struct mh_counts *c = &s->counts;
+	uint64_t now = mh_now_ms(), done = c->copied + c->skipped + c->failed;
+	uint64_t done_bytes = c->copied_bytes + c->skipped_bytes + c->failed_bytes;
+	double secs = (double)(now - p->started_ms) / 1000.0;
+	char moved[32], total[32], eta[32] = "-";
+
+	if (p->quiet || (!p->tty && now - p->last_print_ms < 5000))
+		return;
+	p->last_print_ms = now;
+	format_bytes(moved, sizeof(moved), done_bytes);
+	format_bytes(total, sizeof(total), c->bytes);
+	if (s->state == MH_JOB_QUEUED || s->state == MH_JOB_PLANNING) {
+		fprintf(stderr, "%s%s: looking at both mailboxes...%s", p->tty ? "\r\033[K" : "",
+			mh_job_state_name(s->state), p->tty ? "" : "\n");
+	} else {
+		double rate = secs > 0 ? (double)c->copied / secs : 0;
+		double byte_rate = secs > 0 ? (double)c->copied_bytes / secs : 0;
+		char brate[32];
+
+		if (byte_rate > 0 && c->bytes > done_bytes)
+			format_duration(eta, sizeof(eta), (double)(c->bytes - done_bytes) / byte_rate);
+		format_bytes(brate, sizeof(brate), (uint64_t)byte_rate);
+		fprintf(stderr,
+			"%s%" PRIu64 "/%" PRIu64 " messages (%" PRIu64 " copied, %" PRIu64 " skipped, %" PRIu64
+			" failed), %s/%s, %.0f msg/s, %s/s, ETA %s%s",
+			p->tty ? "\r\033[K" : "", done, c->messages, c->copied, c->skipped, c->failed, moved, total, rate,
+			brate, eta, p->tty ? "" : "\n");
+	}
+	p->line_open = p->tty;
+	fflush(stderr);
+}
+
+void progress_end(struct progress *p)
+{
+	if (p->line_open)
+		fputs("\r\033[K", stderr);
+	p->line_open = false;
+}
+
+static double duration_s(const struct mh_job_summary *s)
+{
+	uint64_t start = s->started_ms ? s->started_ms : s->created_ms;
+	uint64_t end = s->ended_ms ? s->ended_ms : mh_now_ms();
+
+	return end > start ? (double)(end - start) / 1000.0 : 0.0;
+}
+
+static const char *folder_name(const struct mh_job_summary *s, uint32_t idx)
+{
+	return idx < s->folder_count ? s->folders[idx].src : "?";
+}
+
+static int cmp_failure(const void *a, const void *b)
+{
+	const struct mh_failure *x = a, *y = b;
+	int c = strcmp(x->code, y->code);
+
+	if (c != 0)
+		return c;
+	if (x->folder_idx != y->folder_idx)
+		return x->folder_idx < y->folder_idx ? -1 : 1;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+void report_human(FILE *out, const struct mh_job_summary *s)
+{
+	const struct mh_counts *c = &s->counts;
+	double secs = duration_s(s);
+	char b1[32], b2[32], b3[32], dur[32];
+
+	format_duration(dur, sizeof(dur), secs);
+	fprintf(out, "\nMigration %s: %s in %s\n", s->job_id, mh_job_state_name(s->state), dur);
+	fprintf(out, "  from      %s\n  to        %s\n", s->src, s->dst);
+	if (s->error[0] != '\0') {
+		enum mh_err_code code = mh_err_from_name(s->error);
+		fprintf(out, "\n  ERROR %s: %s.\n", s->error, mh_err_text(code));
+		if (s->error_detail[0] != '\0')
+			fprintf(out, "        server said: %s\n", s->error_detail);
+		fprintf(out, "        fix: %s.\n", mh_err_fix(code));
+		return;
+	}
+	format_bytes(b1, sizeof(b1), c->copied_bytes);
+	format_bytes(b2, sizeof(b2), c->skipped_bytes);
+	format_bytes(b3, sizeof(b3), c->failed_bytes);
+	fprintf(out, "  folders   %zu\n", s->folder_count);
+	fprintf(out, "  messages  %" PRIu64 " copied, %" PRIu64 " skipped (already on the target), %" PRIu64
+		" failed, of %" PRIu64 "\n", c->copied, c->skipped, c->failed, c->messages);
+	fprintf(out, "  bytes     %s copied, %s skipped, %s failed\n", b1, b2, b3);
+	if (secs > 0) {
+		format_bytes(b1, sizeof(b1), (uint64_t)((double)c->copied_bytes / secs));
+		fprintf(out, "  rate      %.0f messages/s, %s/s\n", (double)c->copied / secs, b1);
+	}
+	if (s->folder_count > 0) {
+		fprintf(out, "\n  %-28s %-28s %8s %8s %8s %8s\n", "source folder", "target folder", "messages",
+			"copied", "skipped", "failed");
+		for (size_t i = 0; i < s->folder_count; i++) {
+			const struct mh_folder_summary *f = &s->folders[i];
+			fprintf(out, "  %-28s %-28s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", f->src,
+				f->dst, f->counts.messages, f->counts.copied, f->counts.skipped, f->counts.failed);
+		}
+	}
+	if (s->failure_count > 0) {
+		qsort(s->failures, s->failure_count, sizeof(*s->failures), cmp_failure);
+		fprintf(out, "\n  Failed messages, by cause:\n");
+		for (size_t i = 0; i < s->failure_count;) {
+			size_t j = i;
+			enum mh_err_code code = mh_err_from_name(s->failures[i].code);
+			while (j < s->failure_count && strcmp(s->failures[j].code, s->failures[i].code) == 0)
+				j++;
+			fprintf(out, "  %s (%zu): %s.\n    fix: %s.\n", s->failures[i].code, j - i, mh_err_text(code),
+				mh_err_fix(code));
+			for (size_t k = i; k < j && k < i + 20; k++) {
+				format_bytes(b1, sizeof(b1), s->failures[k].size);
+				fprintf(out, "    - %s, UID %" PRIu32 ", %s%s%s\n", folder_name(s, s->failures[k].folder_idx),
+					s->failures[k].uid, b1, s->failures[k].detail[0] ? ": " : "",
+					s->failures[k].detail);
+			}
+			if (j - i > 20)
+				fprintf(out, "    ... and %zu more\n", j - i - 20);
+			i = j;
+		}
+	}
+}
+
+/* --- JSON ----------------------------------------------------------------------------- */
+
+static void json_str(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(out, "\\u%04x", ch);
+		else
+			fputc(ch, out);
+	}
+	fputc('"', out);
+}
+
+static void json_counts(FILE *out, const struct mh_counts *c)
+{
+	fprintf(out,
+		"\"messages\":{\"total\":%" PRIu64 ",\"copied\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"failed\":%" PRIu64
+		"},\"bytes\":{\"total\":%" PRIu64 ",\"copied\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"failed\":%" PRIu64
+		"}",
+		c->messages, c->copied, c->skipped, c->failed, c->bytes, c->copied_bytes, c->skipped_bytes,
+		c->failed_bytes);
+}
+
+void report_json(FILE *out, const struct mh_job_summary *s)
+{
+	double secs = duration_s(s);
+
+	fputs("{\"job\":", out);
+	json_str(out, s->job_id);
+	fputs(",\"state\":", out);
+	json_str(out, mh_job_state_name(s->state));
+	fputs(",\"source\":", out);
+	json_str(out, s->src);
+	fputs(",\"target\":", out);
+	json_str(out, s->dst);
+	fprintf(out, ",\"started_ms\":%" PRIu64 ",\"ended_ms\":%" PRIu64 ",\"duration_s\":%.3f,", s->started_ms,
+		s->ended_ms, secs);
+	json_counts(out, &s->counts);
+	fprintf(out, ",\"rate\":{\"messages_per_s\":%.1f,\"bytes_per_s\":%.0f}",
+		secs > 0 ? (double)s->counts.copied / secs : 0.0, secs > 0 ? (double)s->counts.copied_bytes / secs : 0.0);
+	fputs(",\"error\":", out);
+	if (s->error[0] != '\0') {
+		enum mh_err_code code = mh_err_from_name(s->error);
+		fputs("{\"code\":", out);
+		json_str(out, s->error);
+		fputs(",\"text\":", out);
+		json_str(out, mh_err_text(code));
+		fputs(",\"fix\":", out);
+		json_str(out, mh_err_fix(code));
+		fputs(",\"detail\":", out);
+		json_str(out, s->error_detail);
+		fputc('}', out);
+	} else {
+		fputs("null", out);
+	}
+	fputs(",\"folders\":[", out);
+	for (size_t i = 0; i < s->folder_count; i++) {
+		fputs(i ? ",{\"source\":" : "{\"source\":", out);
+		json_str(out, s->folders[i].src);
+		fputs(",\"target\":", out);
+		json_str(out, s->folders[i].dst);
+		fputc(',', out);
+		json_counts(out, &s->folders[i].counts);
+		fputc('}', out);
+	}
+	fputs("],\"failures\":[", out);
+	for (size_t i = 0; i < s->failure_count; i++) {
+		const struct mh_failure *f = &s->failures[i];
+		enum mh_err_code code = mh_err_from_name(f->code);
+		fputs(i ? ",{\"folder\":" : "{\"folder\":", out);
+		json_str(out, folder_name(s, f->folder_idx));
+		fprintf(out, ",\"uid\":%" PRIu32 ",\"size\":%" PRIu64 ",\"code\":", f->uid, f->size);
+		json_str(out, f->code);
+		fputs(",\"text\":", out);
+		json_str(out, mh_err_text(code));
+		fputs(",\"fix\":", out);
+		json_str(out, mh_err_fix(code));
+		fputs(",\"detail\":", out);
+		json_str(out, f->detail);
+		fputc('}', out);
+	}
+	fputs("]}\n", out);
+}

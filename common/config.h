@@ -1,0 +1,37 @@
+/* config.h - settings of the long-running daemons (mailhaul-coordinator, mailhaul-worker).
+ *
+ * Each setting comes from a flag, else from its MAILHAUL_* environment variable, else its
+ * default:
+ *   --redis URL            MAILHAUL_REDIS            redis://127.0.0.1:6379
+ *   --seal-key-file F      MAILHAUL_SEAL_KEY_FILE    (required)
+ *   --concurrency N        MAILHAUL_CONCURRENCY      2 (workers only)
+ *   --name NAME            MAILHAUL_NAME             host-pid
+ *   --log-format F         MAILHAUL_LOG_FORMAT       json (text for humans)
+ *   --log-level L          MAILHAUL_LOG_LEVEL        info
+ *   --trace FILE           MAILHAUL_TRACE_FILE       (off)
+ */
+#ifndef MH_CONFIG_H
+#define MH_CONFIG_H
+
+#include <stdbool.h>
+
+#include "err.h"
+#include "log.h"
+
+struct mh_daemon_config {
+	const char *redis_url;
+	const char *seal_key_file;
+	unsigned concurrency;
+	const char *name;
+	enum mh_log_format log_format;
+	enum mh_log_level log_level;
+	const char *trace_file;
+	bool help;
+};
+
+/* Parses argv (with_concurrency: accept --concurrency). 0, or -1 with MH_E_USAGE. */
+int mh_daemon_config_parse(int argc, char **argv, bool with_concurrency, struct mh_daemon_config *c,
+			   struct mh_err *err);
+void mh_daemon_config_usage(const char *prog, bool with_concurrency);
+
+#endif

@@ -1,0 +1,98 @@
+/* imap_connect.c - authenticated IMAP connections for a job's sides (see imap_connect.h). */
+#include "imap_connect.h"
+
+#include <string.h>
+
+#include "log.h"
+#include "trace.h"
+
+const char *mh_side_name(enum mh_side side)
+{
+	return side == MH_SIDE_SOURCE ? "source" : "target";
+}
+
+struct open_wait {
+	bool done;
+	bool ok;
+	struct mh_err err;
+};
+
+static void open_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
+{
+	struct open_wait *w = ctx;
+
+	(void)tagged;
+	w->done = true;
+	w->ok = err == NULL;
+	if (err != NULL)
+		w->err = *err;
+}
+
+int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum mh_side side,
+		 const struct mh_seal_key *key, const struct mh_conn_opts *opts, struct mh_conn *conn,
+		 struct mh_err *err)
+{
+	const struct mh_wire_endpoint *ep = side == MH_SIDE_SOURCE ? &spec->src : &spec->dst;
+	struct mh_tls_opts tls_opts = {.ca_file = spec->ca_file, .insecure = (spec->flags & MH_JOB_INSECURE) != 0};
+	struct imap_client_opts o;
+	struct open_wait w = {0};
+	char *password = NULL;
+	size_t password_len = 0;
+
+	memset(conn, 0, sizeof(*conn));
+	if (ep->proto != MH_PROTO_IMAP)
+		return mh_err_set(err, MH_E_SERVER_CAPABILITY, "%s: only IMAP is supported here",
+				  mh_side_name(side));
+	if (ep->sealed_password.len == 0)
+		return mh_err_set(err, MH_E_NO_PASSWORD, "%s: the job holds no password (finished job?)",
+				  mh_side_name(side));
+	if (mh_unseal(key, spec->job_id, ep->sealed_password.data, ep->sealed_password.len, &password,
+		      &password_len, err) < 0)
+		return -1;
+	{ /* also for imap:// with --allow-plaintext: STARTTLS is used whenever offered */
+		conn->tls = mh_tls_new(&tls_opts, err);
+		if (conn->tls == NULL) {
+			mh_secret_free(&password);
+			return -1;
+		}
+	}
+
+	memset(&o, 0, sizeof(o));
+	o.name = mh_side_name(side);
+	o.host = ep->host;
+	o.port = ep->port;
+	o.security = ep->security;
+	o.allow_plaintext = (spec->flags & MH_JOB_ALLOW_PLAINTEXT) != 0;
+	o.tls = conn->tls;
+	o.user = ep->user;
+	o.password = password;
+	o.connect_timeout_ms = opts != NULL ? opts->connect_timeout_ms : 0;
+	o.command_timeout_ms = opts != NULL ? opts->command_timeout_ms : 0;
+	o.trace = mh_trace_cb();
+	o.trace_ctx = (void *)mh_side_name(side);
+	conn->imap = imap_client_new(base, &o);
+	mh_secret_free(&password);
+	if (conn->imap == NULL) {
+		mh_conn_close(conn);
+		return mh_err_set(err, MH_E_INTERNAL, "cannot create an IMAP client");
+	}
+	imap_client_open(conn->imap, open_done, &w);
+	if (imap_run_until(base, &w.done) < 0 && !w.done) {
+		mh_conn_close(conn);
+		return mh_err_set(err, MH_E_INTERNAL, "event loop ended before the login finished");
+	}
+	if (!w.ok) {
+		mh_conn_close(conn);
+		*err = w.err;
+		return -1;
+	}
+	return 0;
+}
+
+void mh_conn_close(struct mh_conn *conn)
+{
+	if (conn->imap != NULL)
+		imap_client_free(&conn->imap);
+	if (conn->tls != NULL)
+		mh_tls_free(&conn->tls);
+}

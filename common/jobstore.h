@@ -1,0 +1,118 @@
+/* jobstore.h - a job's state in Redis: keys, states, counters, results, summaries.
+ *
+ * Redis holds metadata only. Layout (all keys of one job start with "mh:job:<id>"):
+ *   mh:jobs                  stream: job submissions (group "coordinators")
+ *   mh:batches               stream: batches for workers (group "workers")
+ *   mh:results               stream: batch results (group "coordinators")
+ *   mh:job:<id>              hash: spec (msgpack, passwords sealed), state, counters, times
+ *   mh:job:<id>:folder:<i>   hash: src, dst, counters of folder i
+ *   mh:job:<id>:done         hash: "<folder>:<uid>" -> c|s|f, so a result counts once
+ *   mh:job:<id>:fail         hash: "<folder>:<uid>" -> "CODE\tsize\tdetail"
+ *   mh:index                 sorted set of job ids by creation time
+ */
+#ifndef MH_JOBSTORE_H
+#define MH_JOBSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "wire.h"
+
+struct rq;
+
+#define MH_STREAM_JOBS "mh:jobs"
+#define MH_STREAM_BATCHES "mh:batches"
+#define MH_STREAM_RESULTS "mh:results"
+#define MH_GROUP_WORKERS "workers"
+#define MH_GROUP_COORDINATORS "coordinators"
+
+#define MH_JOB_ID_MAX 40
+#define MH_KEY_MAX 128
+
+enum mh_job_state {
+	MH_JOB_QUEUED,
+	MH_JOB_PLANNING,
+	MH_JOB_RUNNING,
+	MH_JOB_DONE,     /* every message copied or skipped */
+	MH_JOB_PARTIAL,  /* finished, some messages failed */
+	MH_JOB_FAILED,   /* could not run (login, connection, ...) */
+	MH_JOB_CANCELLED,
+};
+const char *mh_job_state_name(enum mh_job_state s);
+int mh_job_state_parse(const char *s, enum mh_job_state *s_r);
+int mh_job_state_is_final(enum mh_job_state s);
+
+/* "j-" + 16 random hex digits. */
+void mh_job_id_new(char id[MH_JOB_ID_MAX]);
+void mh_key_job(char *buf, size_t len, const char *job_id, const char *suffix /* NULL or ":done" */);
+void mh_key_folder(char *buf, size_t len, const char *job_id, uint32_t folder_idx);
+
+/* Stores the spec, state=queued and created time, and publishes the job on mh:jobs. */
+int mh_job_submit(struct rq *q, const struct mh_job_spec *spec, struct mh_err *err);
+int mh_job_load_spec(struct rq *q, const char *job_id, struct mh_job_spec *spec, struct mh_err *err);
+/* Re-encodes the spec without sealed passwords (a finished job keeps no credentials). */
+int mh_job_purge_credentials(struct rq *q, const char *job_id, struct mh_err *err);
+int mh_job_get_state(struct rq *q, const char *job_id, enum mh_job_state *state_r, struct mh_err *err);
+/* Sets the state; final states also set "ended" (unix ms). error may be NULL. */
+int mh_job_set_state(struct rq *q, const char *job_id, enum mh_job_state state, const struct mh_err *error,
+		     struct mh_err *err);
+
+/* Records one folder of the plan: names, totals. */
+int mh_job_add_folder(struct rq *q, const char *job_id, uint32_t folder_idx, const char *src, const char *dst,
+		      uint64_t messages, uint64_t bytes, struct mh_err *err);
+/* Adds the folder's totals to the job's and sets the folder count; called once planning ends. */
+int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t messages, uint64_t bytes,
+		    uint64_t batches, struct mh_err *err);
+
+/* Applies per-message results atomically (a Lua script). A message counts once: a second
+ * result for it is ignored, except that a copied/skipped result replaces a failure.
+ * Returns 0 or -1. */
+int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_msg_result *msgs,
+			  size_t count, struct mh_err *err);
+
+struct mh_counts {
+	uint64_t messages, bytes; /* planned totals */
+	uint64_t copied, copied_bytes;
+	uint64_t skipped, skipped_bytes;
+	uint64_t failed, failed_bytes;
+};
+
+struct mh_folder_summary {
+	char *src, *dst;
+	struct mh_counts counts;
+};
+
+struct mh_failure {
+	uint32_t folder_idx;
+	uint32_t uid;
+	uint64_t size;
+	char code[48];
+	char detail[MH_ERR_DETAIL_MAX];
+};
+
+struct mh_job_summary {
+	char job_id[MH_JOB_ID_MAX];
+	enum mh_job_state state;
+	struct mh_counts counts;
+	uint64_t created_ms, started_ms, ended_ms;
+	uint32_t planned_folders; /* 0 until planning finished */
+	char error[48];           /* job-level error code name, "" if none */
+	char error_detail[MH_ERR_DETAIL_MAX];
+	char src[600], dst[600];  /* endpoint descriptions (no password) */
+	size_t folder_count;
+	struct mh_folder_summary *folders;
+	size_t failure_count;
+	struct mh_failure *failures;
+};
+
+/* Loads counters only (cheap; for progress), or everything (with_details). */
+int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, struct mh_job_summary *s,
+			struct mh_err *err);
+void mh_job_summary_cleanup(struct mh_job_summary *s);
+/* Complete when every planned message has a result. */
+int mh_job_counts_complete(const struct mh_counts *c);
+
+uint64_t mh_now_ms(void);
+
+#endif

@@ -1,0 +1,24 @@
+/* coordinator.h - takes jobs from mh:jobs, plans them, aggregates results from mh:results
+ * and finishes jobs. Everything it knows lives in Redis, so a restarted coordinator
+ * resumes where the last one stopped. */
+#ifndef MH_COORDINATOR_H
+#define MH_COORDINATOR_H
+
+#include <stdatomic.h>
+
+#include "err.h"
+#include "planner.h"
+#include "seal.h"
+
+struct coordinator_opts {
+	const char *redis_url;
+	const struct mh_seal_key *seal_key;
+	const char *name; /* consumer name; default "coordinator" */
+	struct planner_opts planner;
+};
+
+/* Blocks until *stop becomes non-zero (checked at least every 250 ms). 0, or -1 when it
+ * could not start (err says why). */
+int coordinator_run(const struct coordinator_opts *o, const atomic_int *stop, struct mh_err *err);
+
+#endif

@@ -1,0 +1,755 @@
+/* planner.c - folders, identities and batches of one job (see planner.h). */
+#include "planner.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "folder_map.h"
+#include "imap_connect.h"
+#include "imap_utf7.h"
+#include "jobstore.h"
+#include "log.h"
+#include "rq.h"
+#include "uidset.h"
+#include "wire.h"
+
+#define PLAN_INLINE_MAX (32u * 1024)
+
+struct plan_msg {
+	uint32_t uid;
+	uint32_t seq;
+	uint64_t size;
+	char *key; /* identity, or NULL until known */
+};
+
+struct plan_box {
+	struct plan_msg *msgs; /* ascending UID (and so ascending sequence number) */
+	size_t count, cap;
+	uint32_t uidvalidity;
+	uint32_t exists;
+	EVP_MD_CTX *hash;      /* header hash in progress */
+	struct plan_msg *hashing;
+};
+
+struct plan_folder {
+	char *name; /* server form (modified UTF-7) */
+	char sep;
+	unsigned special;
+	bool noselect;
+};
+
+struct plan_side {
+	struct mh_conn conn;
+	struct plan_folder *folders;
+	size_t count, cap;
+	char *ns_prefix;
+	char ns_sep;
+};
+
+struct plan {
+	struct rq *q;
+	struct event_base *base;
+	const struct planner_opts *opts;
+	const char *job_id;
+	struct plan_side src, dst;
+
+	/* the command in flight */
+	struct imap_cmd_handlers h;
+	bool done, ok;
+	struct mh_err cmd_err;
+	struct plan_side *side; /* LIST/NAMESPACE target */
+	struct plan_box *box;   /* EXAMINE/FETCH target */
+
+	uint64_t total_msgs, total_bytes, batches;
+	uint64_t next_batch_id;
+};
+
+/* --- running one command to completion -------------------------------------------- */
+
+static void plan_cmd_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
+{
+	struct plan *p = ctx;
+
+	(void)tagged;
+	p->done = true;
+	p->ok = err == NULL;
+	if (err != NULL)
+		p->cmd_err = *err;
+}
+
+static const struct imap_cmd_handlers *handlers(struct plan *p, imap_untagged_cb_t *u, imap_literal_cb_t *l)
+{
+	p->h.untagged = u;
+	p->h.literal = l;
+	p->h.done = plan_cmd_done;
+	p->h.ctx = p;
+	p->done = p->ok = false;
+	mh_err_clear(&p->cmd_err);
+	return &p->h;
+}
+
+/* Waits for the command queued by imap_client_cmd (whose return value is queued). */
+static int wait_cmd(struct plan *p, int queued, struct mh_err *err)
+{
+	if (queued < 0) {
+		*err = p->cmd_err;
+		return -1;
+	}
+	if (imap_run_until(p->base, &p->done) < 0 && !p->done)
+		return mh_err_set(err, MH_E_INTERNAL, "event loop ended while waiting for a reply");
+	if (!p->ok) {
+		*err = p->cmd_err;
+		return -1;
+	}
+	return 0;
+}
+
+#define PLAN_CMD(p, side, u, l, err, ...)                                                                      \
+	wait_cmd((p), imap_client_cmd((side)->conn.imap, handlers((p), (u), (l)), &(p)->cmd_err, __VA_ARGS__), \
+		 (err))
+
+/* --- NAMESPACE and LIST ---------------------------------------------------------------- */
+
+static char *arg_strdup(const struct imap_arg *a)
+{
+	char *s;
+
+	if (a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_STRING && a->type != IMAP_ARG_LITERAL)
+		return NULL;
+	s = malloc(a->len + 1);
+	if (s == NULL)
+		abort();
+	memcpy(s, a->str, a->len);
+	s[a->len] = '\0';
+	return s;
+}
+
+static void on_namespace(void *ctx, const struct imap_response *r)
+{
+	struct plan *p = ctx;
+	const struct imap_arg *personal, *first;
+
+	/* * NAMESPACE (("INBOX." ".")) NIL NIL : the first personal namespace counts */
+	if (r->name == NULL || strcmp(r->name, "NAMESPACE") != 0 || r->count < 1)
+		return;
+	personal = &r->args[0];
+	if (personal->type != IMAP_ARG_LIST || personal->count < 1)
+		return;
+	first = &personal->items[0];
+	if (first->type != IMAP_ARG_LIST || first->count < 2)
+		return;
+	free(p->side->ns_prefix);
+	p->side->ns_prefix = arg_strdup(&first->items[0]);
+	if (first->items[1].type == IMAP_ARG_STRING && first->items[1].len == 1)
+		p->side->ns_sep = first->items[1].str[0];
+}
+
+static void on_list(void *ctx, const struct imap_response *r)
+{
+	struct plan *p = ctx;
+	struct plan_side *s = p->side;
+	struct plan_folder *f;
+	const struct imap_arg *attrs;
+
+	if (r->name == NULL || strcmp(r->name, "LIST") != 0 || r->count < 3 || r->args[0].type != IMAP_ARG_LIST)
+		return;
+	if (s->count == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 32;
+		s->folders = realloc(s->folders, s->cap * sizeof(*s->folders));
+		if (s->folders == NULL)
+			abort();
+	}
+	f = &s->folders[s->count];
+	memset(f, 0, sizeof(*f));
+	f->name = arg_strdup(&r->args[2]);
+	if (f->name == NULL)
+		return;
+	if (r->args[1].type == IMAP_ARG_STRING && r->args[1].len == 1)
+		f->sep = r->args[1].str[0];
+	attrs = &r->args[0];
+	for (size_t i = 0; i < attrs->count; i++) {
+		const struct imap_arg *a = &attrs->items[i];
+		if (imap_arg_is(a, "\\Noselect") || imap_arg_is(a, "\\NonExistent"))
+			f->noselect = true;
+		f->special |= mh_special_use_from_attr(a->str, a->len);
+	}
+	s->count++;
+}
+
+static int list_folders(struct plan *p, struct plan_side *s, struct mh_err *err)
+{
+	p->side = s;
+	if (imap_client_has_cap(s->conn.imap, "NAMESPACE") &&
+	    PLAN_CMD(p, s, on_namespace, NULL, err, "NAMESPACE") < 0)
+		return -1;
+	if (s->ns_prefix == NULL)
+		s->ns_prefix = strdup("");
+	if (imap_client_has_cap(s->conn.imap, "SPECIAL-USE"))
+		return PLAN_CMD(p, s, on_list, NULL, err, "LIST \"\" \"*\" RETURN (SPECIAL-USE)");
+	return PLAN_CMD(p, s, on_list, NULL, err, "LIST \"\" \"*\"");
+}
+
+static void side_cleanup(struct plan_side *s)
+{
+	for (size_t i = 0; i < s->count; i++)
+		free(s->folders[i].name);
+	free(s->folders);
+	free(s->ns_prefix);
+	mh_conn_close(&s->conn);
+	memset(s, 0, sizeof(*s));
+}
+
+/* --- message identities --------------------------------------------------------------- */
+
+static void box_cleanup(struct plan_box *b)
+{
+	for (size_t i = 0; i < b->count; i++)
+		free(b->msgs[i].key);
+	free(b->msgs);
+	if (b->hash != NULL)
+		EVP_MD_CTX_free(b->hash);
+	memset(b, 0, sizeof(*b));
+}
+
+static struct plan_msg *box_by_seq(struct plan_box *b, uint32_t seq)
+{
+	size_t lo = 0, hi = b->count;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (b->msgs[mid].seq < seq)
+			lo = mid + 1;
+		else if (b->msgs[mid].seq > seq)
+			hi = mid;
+		else
+			return &b->msgs[mid];
+	}
+	return NULL;
+}
+
+/* The Message-ID in a "Message-ID: <x@y>\r\n\r\n" block (folded lines unfolded), or NULL. */
+static char *message_id_from_header(const char *h, size_t len)
+{
+	const char *end = h + len, *line = h;
+
+	while (line < end) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		const char *next = eol != NULL ? eol + 1 : end;
+
+		if ((size_t)(end - line) > 11 && strncasecmp(line, "message-id:", 11) == 0) {
+			char buf[1024];
+			size_t o = 0;
+			const char *v = line + 11;
+			const char *lt, *gt;
+
+			/* the value runs on through continuation lines (leading white space) */
+			for (;;) {
+				for (; v < next && o + 1 < sizeof(buf); v++)
+					if (*v != '\r' && *v != '\n')
+						buf[o++] = *v == '\t' ? ' ' : *v;
+				if (next >= end || (*next != ' ' && *next != '\t'))
+					break;
+				v = next;
+				eol = memchr(v, '\n', (size_t)(end - v));
+				next = eol != NULL ? eol + 1 : end;
+			}
+			buf[o] = '\0';
+			lt = strchr(buf, '<');
+			gt = lt != NULL ? strchr(lt, '>') : NULL;
+			if (lt != NULL && gt != NULL)
+				return strndup(lt, (size_t)(gt - lt + 1));
+			/* no angle brackets: the trimmed value, if any */
+			{
+				char *s = buf, *e = buf + o;
+				while (*s == ' ')
+					s++;
+				while (e > s && e[-1] == ' ')
+					e--;
+				return e > s ? strndup(s, (size_t)(e - s)) : NULL;
+			}
+		}
+		line = next;
+	}
+	return NULL;
+}
+
+static void on_ids(void *ctx, const struct imap_response *r)
+{
+	struct plan *p = ctx;
+	struct plan_box *b = p->box;
+	const struct imap_arg *list;
+	uint64_t uid = 0, size = 0;
+	const struct imap_arg *hdr = NULL;
+	struct plan_msg *m;
+
+	if (r->name == NULL || strcmp(r->name, "FETCH") != 0 || !r->has_number || r->count < 1 ||
+	    r->args[0].type != IMAP_ARG_LIST)
+		return;
+	list = &r->args[0];
+	for (size_t i = 0; i + 1 < list->count; i += 2) {
+		const struct imap_arg *k = &list->items[i], *v = &list->items[i + 1];
+		if (imap_arg_is(k, "UID"))
+			imap_arg_number(v, UINT32_MAX, &uid);
+		else if (imap_arg_is(k, "RFC822.SIZE"))
+			imap_arg_number(v, UINT64_MAX, &size);
+		else if (k->type == IMAP_ARG_ATOM && k->len > 18 && strncasecmp(k->str, "BODY[HEADER.FIELDS", 18) == 0)
+			hdr = v;
+	}
+	if (uid == 0)
+		return;
+	if (b->count == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 256;
+		b->msgs = realloc(b->msgs, b->cap * sizeof(*b->msgs));
+		if (b->msgs == NULL)
+			abort();
+	}
+	m = &b->msgs[b->count++];
+	memset(m, 0, sizeof(*m));
+	m->uid = (uint32_t)uid;
+	m->seq = r->number;
+	m->size = size;
+	if (hdr != NULL && (hdr->type == IMAP_ARG_LITERAL || hdr->type == IMAP_ARG_STRING)) {
+		char *id = message_id_from_header(hdr->str, hdr->len);
+		if (id != NULL) {
+			size_t n = strlen(id) + 3;
+			m->key = malloc(n);
+			if (m->key == NULL)
+				abort();
+			snprintf(m->key, n, "M:%s", id);
+			free(id);
+		}
+	}
+}
+
+static void on_header_literal(void *ctx, enum imap_ev kind, const struct imap_event *ev, struct evbuffer *in)
+{
+	struct plan *p = ctx;
+	struct plan_box *b = p->box;
+
+	if (kind == IMAP_EV_LITERAL_BEGIN) {
+		b->hashing = NULL;
+		if (ev->resp != NULL && ev->resp->has_number && ev->literal_key != NULL &&
+		    strcmp(ev->literal_key, "BODY[HEADER]") == 0)
+			b->hashing = box_by_seq(b, ev->resp->number);
+		if (b->hashing != NULL && b->hashing->key == NULL)
+			EVP_DigestInit_ex(b->hash, EVP_sha256(), NULL);
+		else
+			b->hashing = NULL;
+	} else if (kind == IMAP_EV_LITERAL_DATA) {
+		size_t left = ev->len;
+		while (left > 0) {
+			char buf[16384], out[16384];
+			size_t n = left < sizeof(buf) ? left : sizeof(buf), o = 0;
+			evbuffer_remove(in, buf, n);
+			left -= n;
+			if (b->hashing == NULL)
+				continue;
+			/* CRs are left out so that a server storing LF-only text matches */
+			for (size_t i = 0; i < n; i++)
+				if (buf[i] != '\r')
+					out[o++] = buf[i];
+			EVP_DigestUpdate(b->hash, out, o);
+		}
+	} else if (kind == IMAP_EV_LITERAL_END && b->hashing != NULL) {
+		unsigned char md[32];
+		unsigned int mdlen = 0;
+		char key[128];
+		int o;
+
+		EVP_DigestFinal_ex(b->hash, md, &mdlen);
+		o = snprintf(key, sizeof(key), "H:%" PRIu64 ":", b->hashing->size);
+		for (unsigned i = 0; i < mdlen && o + 3 < (int)sizeof(key); i++)
+			o += snprintf(key + o, sizeof(key) - (size_t)o, "%02x", md[i]);
+		b->hashing->key = strdup(key);
+		b->hashing = NULL;
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_msg_uid(const void *a, const void *b)
+{
+	return cmp_u32(&((const struct plan_msg *)a)->uid, &((const struct plan_msg *)b)->uid);
+}
+
+static void on_examine(void *ctx, const struct imap_response *r)
+{
+	struct plan *p = ctx;
+	uint64_t v;
+
+	if (r->status == IMAP_STATUS_OK && r->code != NULL && strcmp(r->code, "UIDVALIDITY") == 0 &&
+	    imap_parse_number(r->code_args, strlen(r->code_args), UINT32_MAX, &v) == 0)
+		p->box->uidvalidity = (uint32_t)v;
+	else if (r->name != NULL && strcmp(r->name, "EXISTS") == 0 && r->has_number)
+		p->box->exists = r->number;
+}
+
+/* EXAMINEs folder and learns every message's UID, size and identity. */
+static int read_box(struct plan *p, struct plan_side *s, const char *folder, struct plan_box *b, struct mh_err *err)
+{
+	uint32_t *need;
+	size_t n = 0;
+	int rc = 0;
+
+	memset(b, 0, sizeof(*b));
+	p->box = b;
+	if (PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s", folder) < 0)
+		return -1;
+	if (b->exists == 0)
+		return 0;
+	if (PLAN_CMD(p, s, on_ids, NULL, err,
+		     "UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])") < 0)
+		return -1;
+	qsort(b->msgs, b->count, sizeof(*b->msgs), cmp_msg_uid);
+
+	/* Messages without a Message-ID: identity from size and header hash. */
+	need = calloc(b->count + 1, sizeof(*need));
+	if (need == NULL)
+		abort();
+	for (size_t i = 0; i < b->count; i++)
+		if (b->msgs[i].key == NULL)
+			need[n++] = b->msgs[i].uid;
+	if (n > 0) {
+		char *set = imap_uid_set_format(need, n);
+		b->hash = EVP_MD_CTX_new();
+		if (b->hash == NULL)
+			abort();
+		imap_client_set_inline_max(s->conn.imap, 0);
+		rc = PLAN_CMD(p, s, NULL, on_header_literal, err, "UID FETCH %a (BODY.PEEK[HEADER])", set);
+		imap_client_set_inline_max(s->conn.imap, PLAN_INLINE_MAX);
+		free(set);
+	}
+	free(need);
+	/* A message whose header could not be read still needs an identity of its own. */
+	for (size_t i = 0; rc == 0 && i < b->count; i++) {
+		if (b->msgs[i].key == NULL) {
+			char key[64];
+			snprintf(key, sizeof(key), "U:%" PRIu32, b->msgs[i].uid);
+			b->msgs[i].key = strdup(key);
+		}
+	}
+	return rc;
+}
+
+/* --- multiset difference and batches -------------------------------------------------- */
+
+struct key_count {
+	const char *key;
+	size_t count;
+};
+
+static int cmp_key_count(const void *a, const void *b)
+{
+	return strcmp(((const struct key_count *)a)->key, ((const struct key_count *)b)->key);
+}
+
+static int cmp_key_ptr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sets skip[i] for every source message the target already holds (multiset). */
+static void mark_present(const struct plan_box *src, const struct plan_box *dst, bool *skip)
+{
+	const char **keys;
+	struct key_count *counts;
+	size_t ndistinct = 0;
+
+	if (dst->count == 0)
+		return;
+	keys = calloc(dst->count, sizeof(*keys));
+	counts = calloc(dst->count, sizeof(*counts));
+	if (keys == NULL || counts == NULL)
+		abort();
+	for (size_t i = 0; i < dst->count; i++)
+		keys[i] = dst->msgs[i].key;
+	qsort(keys, dst->count, sizeof(*keys), cmp_key_ptr);
+	for (size_t i = 0; i < dst->count; i++) {
+		if (ndistinct > 0 && strcmp(counts[ndistinct - 1].key, keys[i]) == 0)
+			counts[ndistinct - 1].count++;
+		else
+			counts[ndistinct++] = (struct key_count){keys[i], 1};
+	}
+	for (size_t i = 0; i < src->count; i++) {
+		struct key_count probe = {src->msgs[i].key, 0};
+		struct key_count *kc = bsearch(&probe, counts, ndistinct, sizeof(*counts), cmp_key_count);
+		if (kc != NULL && kc->count > 0) {
+			kc->count--;
+			skip[i] = true;
+		}
+	}
+	free(keys);
+	free(counts);
+}
+
+static int publish_batch(struct plan *p, struct mh_batch *b, struct mh_err *err)
+{
+	struct mh_bytes enc = {0};
+	int rc;
+
+	b->batch_id = p->next_batch_id++;
+	if (mh_batch_encode(b, &enc, err) < 0)
+		return -1;
+	rc = rq_xadd(p->q, MH_STREAM_BATCHES, "b", enc.data, enc.len, NULL, err);
+	mh_bytes_free(&enc);
+	p->batches++;
+	b->count = 0;
+	return rc;
+}
+
+static int plan_folder_batches(struct plan *p, uint32_t idx, const struct plan_folder *sf, const char *dst_name,
+			       const struct plan_box *src, const bool *skip, struct mh_err *err)
+{
+	const struct planner_opts *o = p->opts;
+	struct mh_batch b = {0};
+	struct mh_msg_result *skipped;
+	size_t nskipped = 0;
+	uint64_t bytes = 0;
+	int rc = 0;
+
+	b.job_id = (char *)p->job_id;
+	b.folder_idx = idx;
+	b.src_folder = sf->name;
+	b.dst_folder = (char *)dst_name;
+	b.src_uidvalidity = src->uidvalidity;
+	b.msgs = calloc(o->batch_max_msgs + 1, sizeof(*b.msgs));
+	skipped = calloc(src->count + 1, sizeof(*skipped));
+	if (b.msgs == NULL || skipped == NULL)
+		abort();
+
+	for (size_t i = 0; i < src->count && rc == 0; i++) {
+		const struct plan_msg *m = &src->msgs[i];
+
+		if (skip[i]) {
+			skipped[nskipped++] = (struct mh_msg_result){.uid = m->uid, .status = MH_MSG_SKIPPED, .bytes = m->size};
+			continue;
+		}
+		if (m->size >= o->large_msg_bytes) {
+			struct mh_batch alone = b;
+			struct mh_batch_msg one = {m->uid, m->size};
+			alone.msgs = &one;
+			alone.count = 1;
+			rc = publish_batch(p, &alone, err);
+			continue;
+		}
+		if (b.count > 0 && (b.count >= o->batch_max_msgs || bytes + m->size > o->batch_max_bytes)) {
+			rc = publish_batch(p, &b, err);
+			bytes = 0;
+		}
+		b.msgs[b.count++] = (struct mh_batch_msg){m->uid, m->size};
+		bytes += m->size;
+	}
+	if (rc == 0 && b.count > 0)
+		rc = publish_batch(p, &b, err);
+	if (rc == 0 && nskipped > 0)
+		rc = mh_job_record_results(p->q, p->job_id, idx, skipped, nskipped, err);
+	free(b.msgs);
+	free(skipped);
+	return rc;
+}
+
+/* --- folders ------------------------------------------------------------------------- */
+
+static const struct plan_folder *find_folder(const struct plan_side *s, const char *name)
+{
+	for (size_t i = 0; i < s->count; i++)
+		if (strcmp(s->folders[i].name, name) == 0 ||
+		    (strcasecmp(name, "INBOX") == 0 && strcasecmp(s->folders[i].name, "INBOX") == 0))
+			return &s->folders[i];
+	return NULL;
+}
+
+static int create_folder(struct plan *p, const char *name, struct mh_err *err)
+{
+	if (PLAN_CMD(p, &p->dst, NULL, NULL, err, "CREATE %s", name) == 0)
+		return 0;
+	/* somebody (another run, the server's autocreate) was first: fine */
+	if (err->code == MH_E_FOLDER_CREATE && strstr(err->detail, "ALREADYEXISTS") != NULL)
+		return 0;
+	return -1;
+}
+
+static char *display_name(const char *name)
+{
+	char *utf8 = NULL;
+
+	if (imap_utf7_to_utf8(name, strlen(name), &utf8, NULL) < 0)
+		return strdup(name);
+	return utf8;
+}
+
+/* INBOX first, then by name: the order folders are copied in. */
+static int cmp_folder(const void *a, const void *b)
+{
+	const struct mh_folder *x = a, *y = b;
+	int xi = strcasecmp(x->name, "INBOX") == 0, yi = strcasecmp(y->name, "INBOX") == 0;
+
+	if (xi != yi)
+		return yi - xi;
+	return strcmp(x->name, y->name);
+}
+
+static int plan_folders(struct plan *p, struct mh_err *err)
+{
+	struct mh_folder *src = calloc(p->src.count + 1, sizeof(*src));
+	struct mh_folder *dst = calloc(p->dst.count + 1, sizeof(*dst));
+	struct mh_namespace src_ns = {p->src.ns_prefix, p->src.ns_sep};
+	struct mh_namespace dst_ns = {p->dst.ns_prefix, p->dst.ns_sep};
+	size_t nsrc = 0;
+	uint32_t idx = 0;
+	int rc = 0;
+
+	if (src == NULL || dst == NULL)
+		abort();
+	for (size_t i = 0; i < p->src.count; i++) {
+		const struct plan_folder *f = &p->src.folders[i];
+		unsigned special = f->special;
+		if (f->noselect)
+			continue;
+		if (special == 0) {
+			/* servers without SPECIAL-USE: recognise "Sent Items" and friends by name */
+			char *utf8 = display_name(f->name);
+			special = mh_special_use_guess(utf8);
+			free(utf8);
+		}
+		src[nsrc++] = (struct mh_folder){f->name, f->sep, special};
+	}
+	for (size_t i = 0; i < p->dst.count; i++)
+		dst[i] = (struct mh_folder){p->dst.folders[i].name, p->dst.folders[i].sep, p->dst.folders[i].special};
+	if (src_ns.sep == 0 && p->src.count > 0)
+		src_ns.sep = p->src.folders[0].sep;
+	if (dst_ns.sep == 0 && p->dst.count > 0)
+		dst_ns.sep = p->dst.folders[0].sep;
+	qsort(src, nsrc, sizeof(*src), cmp_folder);
+	mh_special_use_dedupe(src, nsrc);
+
+	for (size_t i = 0; i < nsrc && rc == 0; i++) {
+		struct plan_box sbox, dbox;
+		char *dst_name = NULL, *src_disp, *dst_disp;
+		bool renamed = false, *skip;
+		uint64_t bytes = 0;
+		const struct plan_folder *sf = NULL;
+
+		for (size_t k = 0; k < p->src.count; k++)
+			if (p->src.folders[k].name == src[i].name)
+				sf = &p->src.folders[k];
+		if (mh_folder_map(&src[i], &src_ns, dst, p->dst.count, &dst_ns, &dst_name, &renamed, err) < 0) {
+			mh_warn("planner", "%s: folder %s cannot be mapped: %s", p->job_id, src[i].name, err->detail);
+			continue;
+		}
+		if (read_box(p, &p->src, src[i].name, &sbox, err) < 0) {
+			box_cleanup(&sbox);
+			free(dst_name);
+			if (mh_err_class_of(err->code) == MH_CLASS_FOLDER) {
+				mh_warn("planner", "%s: source folder %s: %s", p->job_id, src[i].name, err->detail);
+				continue;
+			}
+			rc = -1;
+			break;
+		}
+		memset(&dbox, 0, sizeof(dbox));
+		if (find_folder(&p->dst, dst_name) == NULL) {
+			if (create_folder(p, dst_name, err) < 0) {
+				mh_warn("planner", "%s: cannot create %s: %s", p->job_id, dst_name, err->detail);
+				box_cleanup(&sbox);
+				free(dst_name);
+				if (mh_err_class_of(err->code) != MH_CLASS_FOLDER)
+					rc = -1;
+				continue;
+			}
+		} else if (read_box(p, &p->dst, dst_name, &dbox, err) < 0) {
+			box_cleanup(&sbox);
+			box_cleanup(&dbox);
+			free(dst_name);
+			rc = -1;
+			break;
+		}
+		skip = calloc(sbox.count + 1, sizeof(*skip));
+		if (skip == NULL)
+			abort();
+		mark_present(&sbox, &dbox, skip);
+		for (size_t k = 0; k < sbox.count; k++)
+			bytes += sbox.msgs[k].size;
+
+		src_disp = display_name(src[i].name);
+		dst_disp = display_name(dst_name);
+		if (renamed)
+			mh_warn("planner", "%s: folder \"%s\" becomes \"%s\" on the target (separator clash)", p->job_id,
+				src_disp, dst_disp);
+		rc = mh_job_add_folder(p->q, p->job_id, idx, src_disp, dst_disp, sbox.count, bytes, err);
+		if (rc == 0 && sf != NULL)
+			rc = plan_folder_batches(p, idx, sf, dst_name, &sbox, skip, err);
+		p->total_msgs += sbox.count;
+		p->total_bytes += bytes;
+		idx++;
+		free(src_disp);
+		free(dst_disp);
+		free(skip);
+		free(dst_name);
+		box_cleanup(&sbox);
+		box_cleanup(&dbox);
+	}
+	free(src);
+	free(dst);
+	if (rc == 0)
+		rc = mh_job_set_plan(p->q, p->job_id, idx, p->total_msgs, p->total_bytes, p->batches, err);
+	return rc;
+}
+
+void planner_opts_default(struct planner_opts *o)
+{
+	o->batch_max_msgs = 500;
+	o->batch_max_bytes = 32u * 1024 * 1024;
+	o->large_msg_bytes = 8u * 1024 * 1024;
+	o->command_timeout_ms = 0;
+}
+
+int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct planner_opts *o,
+	     const char *job_id, struct mh_err *err)
+{
+	struct plan p;
+	struct mh_job_spec spec;
+	struct mh_conn_opts co = {.command_timeout_ms = o->command_timeout_ms};
+	int rc = -1;
+
+	memset(&p, 0, sizeof(p));
+	p.q = q;
+	p.base = base;
+	p.opts = o;
+	p.job_id = job_id;
+	p.next_batch_id = 1;
+	if (mh_job_load_spec(q, job_id, &spec, err) < 0)
+		return -1;
+	if (mh_job_set_state(q, job_id, MH_JOB_PLANNING, NULL, err) < 0)
+		goto out;
+	if (mh_conn_open(base, &spec, MH_SIDE_SOURCE, key, &co, &p.src.conn, err) < 0) {
+		mh_err_set(err, err->code, "source: %s", err->detail);
+		goto out;
+	}
+	if (mh_conn_open(base, &spec, MH_SIDE_TARGET, key, &co, &p.dst.conn, err) < 0) {
+		mh_err_set(err, err->code, "target: %s", err->detail);
+		goto out;
+	}
+	if (list_folders(&p, &p.src, err) < 0 || list_folders(&p, &p.dst, err) < 0)
+		goto out;
+	if (plan_folders(&p, err) < 0)
+		goto out;
+	rc = mh_job_set_state(q, job_id, MH_JOB_RUNNING, NULL, err);
+	mh_info("planner", "%s: %" PRIu64 " messages (%" PRIu64 " bytes) in %zu batches", job_id, p.total_msgs,
+		p.total_bytes, (size_t)p.batches);
+out:
+	side_cleanup(&p.src);
+	side_cleanup(&p.dst);
+	mh_job_spec_cleanup(&spec);
+	return rc;
+}

@@ -1,0 +1,252 @@
+/* worker.c - worker threads: claim a batch, copy it, publish results, acknowledge. */
+#include "worker.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "copy.h"
+#include "imap_connect.h"
+#include "jobstore.h"
+#include "log.h"
+#include "rq.h"
+#include "wire.h"
+
+struct worker_thread {
+	const struct worker_opts *opts;
+	const atomic_int *stop;
+	pthread_t tid;
+	char consumer[128];
+
+	struct rq *rq;
+	struct event_base *base;
+	/* connections kept between batches of one job */
+	char job_id[MH_JOB_ID_MAX];
+	struct mh_job_spec spec;
+	bool have_spec;
+	struct mh_conn src, dst;
+	struct copy_source_state src_state;
+};
+
+static void drop_connections(struct worker_thread *t)
+{
+	mh_conn_close(&t->src);
+	mh_conn_close(&t->dst);
+	copy_source_state_reset(&t->src_state);
+}
+
+static void forget_job(struct worker_thread *t)
+{
+	drop_connections(t);
+	if (t->have_spec)
+		mh_job_spec_cleanup(&t->spec);
+	t->have_spec = false;
+	t->job_id[0] = '\0';
+}
+
+/* Makes sure both connections for b's job are open. */
+static int ensure_connections(struct worker_thread *t, const struct mh_batch *b, struct mh_err *err)
+{
+	struct mh_conn_opts co = {.command_timeout_ms = t->opts->command_timeout_ms};
+
+	if (!t->have_spec || strcmp(t->job_id, b->job_id) != 0) {
+		forget_job(t);
+		if (mh_job_load_spec(t->rq, b->job_id, &t->spec, err) < 0)
+			return -1;
+		t->have_spec = true;
+		snprintf(t->job_id, sizeof(t->job_id), "%s", b->job_id);
+	}
+	if (t->src.imap != NULL && !imap_client_is_open(t->src.imap))
+		mh_conn_close(&t->src);
+	if (t->dst.imap != NULL && !imap_client_is_open(t->dst.imap))
+		mh_conn_close(&t->dst);
+	if (t->src.imap == NULL) {
+		copy_source_state_reset(&t->src_state);
+		if (mh_conn_open(t->base, &t->spec, MH_SIDE_SOURCE, t->opts->seal_key, &co, &t->src, err) < 0)
+			return -1;
+	}
+	if (t->dst.imap == NULL &&
+	    mh_conn_open(t->base, &t->spec, MH_SIDE_TARGET, t->opts->seal_key, &co, &t->dst, err) < 0)
+		return -1;
+	return 0;
+}
+
+static void fail_batch(const struct mh_batch *b, struct mh_batch_result *res, const struct mh_err *e)
+{
+	res->count = b->count;
+	res->msgs = calloc(b->count + 1, sizeof(*res->msgs));
+	if (res->msgs == NULL)
+		abort();
+	for (size_t i = 0; i < b->count; i++) {
+		res->msgs[i].uid = b->msgs[i].uid;
+		res->msgs[i].status = MH_MSG_FAILED;
+		res->msgs[i].bytes = b->msgs[i].size;
+		res->msgs[i].error = strdup(mh_err_name(e->code));
+		res->msgs[i].detail = e->detail[0] != '\0' ? strdup(e->detail) : NULL;
+	}
+	res->error = strdup(mh_err_name(e->code));
+	res->detail = e->detail[0] != '\0' ? strdup(e->detail) : NULL;
+}
+
+static void run_batch(struct worker_thread *t, const struct mh_batch *b, struct mh_batch_result *res)
+{
+	enum mh_job_state state;
+	struct mh_err e;
+	uint64_t t0 = mh_now_ms();
+	size_t copied = 0, failed = 0;
+
+	mh_err_clear(&e);
+	if (mh_job_get_state(t->rq, b->job_id, &state, &e) == 0 && state == MH_JOB_CANCELLED) {
+		mh_err_set(&e, MH_E_CANCELED, "job %s was cancelled", b->job_id);
+		fail_batch(b, res, &e);
+		return;
+	}
+	if (ensure_connections(t, b, &e) < 0) {
+		mh_warn("worker", "batch %s/%" PRIu64 ": %s: %s (%s)", b->job_id, b->batch_id, mh_err_name(e.code),
+			mh_err_text(e.code), e.detail);
+		drop_connections(t);
+		fail_batch(b, res, &e);
+		return;
+	}
+	if (copy_batch(t->base, t->src.imap, t->dst.imap, &t->src_state, b, res, &e) < 0) {
+		mh_warn("worker", "batch %s/%" PRIu64 ": %s (%s); reconnecting", b->job_id, b->batch_id,
+			mh_err_text(e.code), e.detail);
+		drop_connections(t);
+	}
+	for (size_t i = 0; i < res->count; i++) {
+		copied += res->msgs[i].status == MH_MSG_COPIED;
+		failed += res->msgs[i].status == MH_MSG_FAILED;
+	}
+	mh_debug("worker", "batch %s/%" PRIu64 " %s: %zu copied, %zu failed in %" PRIu64 " ms", b->job_id,
+		 b->batch_id, b->src_folder, copied, failed, mh_now_ms() - t0);
+}
+
+static int on_batch(void *ctx, const struct rq_entry *e)
+{
+	struct worker_thread *t = ctx;
+	struct mh_batch b;
+	struct mh_batch_result res;
+	struct mh_bytes enc = {0};
+	struct mh_err err;
+
+	memset(&res, 0, sizeof(res));
+	if (mh_batch_decode(e->value, e->len, &b, &err) < 0) {
+		/* A poison entry would be redelivered forever: log it and let it go. */
+		mh_error("worker", "dropping malformed batch %s: %s", e->id, err.detail);
+		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
+		return 0;
+	}
+	run_batch(t, &b, &res);
+	res.job_id = b.job_id;
+	res.batch_id = b.batch_id;
+	res.folder_idx = b.folder_idx;
+	res.worker = t->consumer;
+	/* Results first, acknowledgement second: a crash in between redelivers the batch,
+	 * and the coordinator counts each message once. */
+	if (mh_batch_result_encode(&res, &enc, &err) < 0 ||
+	    rq_xadd(t->rq, MH_STREAM_RESULTS, "r", enc.data, enc.len, NULL, &err) < 0 ||
+	    rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err) < 0)
+		mh_error("worker", "cannot report batch %s: %s", e->id, err.detail);
+	mh_bytes_free(&enc);
+	res.job_id = NULL;
+	res.worker = NULL;
+	mh_batch_result_cleanup(&res);
+	mh_batch_cleanup(&b);
+	return 0;
+}
+
+static int connect_redis(struct worker_thread *t, struct mh_err *err)
+{
+	rq_free(&t->rq);
+	t->rq = rq_connect(t->opts->redis_url, 5000, err);
+	if (t->rq == NULL)
+		return -1;
+	return rq_group_ensure(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, err);
+}
+
+static void *thread_main(void *arg)
+{
+	struct worker_thread *t = arg;
+	uint64_t last_claim = 0;
+	struct mh_err err;
+
+	while (!atomic_load(t->stop)) {
+		int n = 0;
+
+		if (t->rq == NULL && connect_redis(t, &err) < 0) {
+			mh_warn("worker", "%s: %s; retrying", mh_err_text(err.code), err.detail);
+			sleep(1);
+			continue;
+		}
+		/* Batches of a dead worker go to the living (XAUTOCLAIM). */
+		if (mh_now_ms() - last_claim > t->opts->claim_idle_ms / 2) {
+			last_claim = mh_now_ms();
+			n = rq_xautoclaim(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, t->consumer, t->opts->claim_idle_ms,
+					  1, on_batch, t, &err);
+		}
+		if (n == 0)
+			n = rq_xreadgroup(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, t->consumer, 1000, 1, on_batch, t,
+					  &err);
+		if (n < 0) {
+			mh_warn("worker", "redis: %s; reconnecting", err.detail);
+			rq_free(&t->rq);
+			sleep(1);
+		}
+	}
+	forget_job(t);
+	rq_free(&t->rq);
+	return NULL;
+}
+
+int worker_run(const struct worker_opts *o, const atomic_int *stop, struct mh_err *err)
+{
+	struct worker_opts opts = *o;
+	struct worker_thread *threads;
+	char host[64] = "worker";
+
+	if (opts.concurrency == 0)
+		opts.concurrency = 2;
+	if (opts.claim_idle_ms == 0)
+		opts.claim_idle_ms = 60000;
+	gethostname(host, sizeof(host) - 1);
+	threads = calloc(opts.concurrency, sizeof(*threads));
+	if (threads == NULL)
+		abort();
+	for (unsigned i = 0; i < opts.concurrency; i++) {
+		struct worker_thread *t = &threads[i];
+		t->opts = &opts;
+		t->stop = stop;
+		if (opts.name != NULL)
+			snprintf(t->consumer, sizeof(t->consumer), "%s-%u", opts.name, i);
+		else
+			snprintf(t->consumer, sizeof(t->consumer), "%s-%ld-%u", host, (long)getpid(), i);
+		t->base = event_base_new();
+		if (t->base == NULL)
+			abort();
+	}
+	/* Check Redis once up front so a wrong URL is an error, not a retry loop. */
+	{
+		struct rq *probe = rq_connect(opts.redis_url, 5000, err);
+		if (probe == NULL) {
+			for (unsigned i = 0; i < opts.concurrency; i++)
+				event_base_free(threads[i].base);
+			free(threads);
+			return -1;
+		}
+		rq_free(&probe);
+	}
+	mh_info("worker", "%u threads consuming %s", opts.concurrency, MH_STREAM_BATCHES);
+	for (unsigned i = 0; i < opts.concurrency; i++)
+		if (pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]) != 0)
+			abort();
+	for (unsigned i = 0; i < opts.concurrency; i++) {
+		pthread_join(threads[i].tid, NULL);
+		event_base_free(threads[i].base);
+	}
+	free(threads);
+	return 0;
+}
