@@ -298,7 +298,7 @@ static int rq_open(struct rq *q, struct mh_err *err)
 			goto fail;
 	}
 	if (q->db >= 0) {
-		char num[16];
+		char num[24];
 		const char *argv[2] = {"SELECT", num};
 
 		snprintf(num, sizeof(num), "%ld", q->db);
