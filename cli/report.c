@@ -121,7 +121,7 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 		enum mh_err_code code = mh_err_from_name(s->error);
 		fprintf(out, "\n  ERROR %s: %s.\n", s->error, mh_err_text(code));
 		if (s->error_detail[0] != '\0')
-			fprintf(out, "        server said: %s\n", s->error_detail);
+			fprintf(out, "        detail: %s\n", s->error_detail);
 		fprintf(out, "        fix: %s.\n", mh_err_fix(code));
 		return;
 	}

@@ -56,7 +56,8 @@ static int on_job(void *ctx, const struct rq_entry *e)
 	mh_info("coordinator", "%s: planning", job_id);
 	if (plan_job(c->q, c->base, c->opts->seal_key, &c->opts->planner, job_id, &err) < 0) {
 		struct mh_err e2;
-		mh_warn("coordinator", "%s failed: %s (%s)", job_id, mh_err_text(err.code), err.detail);
+		/* an expected outcome the job summary explains: not a warning of ours */
+		mh_info("coordinator", "%s failed: %s (%s)", job_id, mh_err_text(err.code), err.detail);
 		mh_job_set_state(c->q, job_id, MH_JOB_FAILED, &err, &e2);
 		mh_job_purge_credentials(c->q, job_id, &e2);
 	} else {
