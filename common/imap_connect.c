@@ -49,12 +49,11 @@ int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum m
 	if (mh_unseal(key, spec->job_id, ep->sealed_password.data, ep->sealed_password.len, &password,
 		      &password_len, err) < 0)
 		return -1;
-	{ /* also for imap:// with --allow-plaintext: STARTTLS is used whenever offered */
-		conn->tls = mh_tls_new(&tls_opts, err);
-		if (conn->tls == NULL) {
-			mh_secret_free(&password);
-			return -1;
-		}
+	/* a TLS context even for imap:// --allow-plaintext: STARTTLS is used whenever offered */
+	conn->tls = mh_tls_new(&tls_opts, err);
+	if (conn->tls == NULL) {
+		mh_secret_free(&password);
+		return -1;
 	}
 
 	memset(&o, 0, sizeof(o));

@@ -425,12 +425,6 @@ static void on_body_done(void *ctx, const struct imap_response *tagged, const st
 	}
 }
 
-static bool all_appends_done(struct copy_run *r, const struct step *s)
-{
-	(void)s;
-	return r->fetch_done && r->appends_pending == 0;
-}
-
 /* Streams the bodies of the messages selected by want[] (max_per_append per APPEND). */
 static int stream_bodies(struct copy_run *r, const bool *want, size_t max_per_append, struct mh_err *err)
 {
@@ -465,9 +459,9 @@ static int stream_bodies(struct copy_run *r, const bool *want, size_t max_per_ap
 	}
 	free(set);
 	while (!finished) {
-		if (event_base_loop(r->base, EVLOOP_ONCE) < 0)
+		if (event_base_loop(r->base, EVLOOP_ONCE) != 0) /* error, or nothing left to wait for */
 			break;
-		finished = all_appends_done(r, &s);
+		finished = r->fetch_done && r->appends_pending == 0;
 	}
 	if (!finished) {
 		r->src_broken = r->dst_broken = true;
