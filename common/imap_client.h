@@ -10,6 +10,9 @@
  *
  * Re-entrancy: callbacks may issue new commands and may call imap_client_free(); the free
  * is then deferred until the callback returns.
+ *
+ * The process must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)): libevent and OpenSSL write
+ * with write()/writev(), and a server that hangs up would otherwise kill it.
  */
 #ifndef MH_IMAP_CLIENT_H
 #define MH_IMAP_CLIENT_H
@@ -28,7 +31,9 @@ struct evbuffer;
 enum imap_trace_dir { IMAP_TRACE_SENT, IMAP_TRACE_RECEIVED };
 
 /* Called for every line sent or received (without CRLF; literal contents are replaced by
- * "<literal N bytes>"; LOGIN/AUTHENTICATE arguments by "<redacted>"). For transcripts. */
+ * "<literal N bytes>"; LOGIN/AUTHENTICATE arguments by "<redacted>"). For transcripts.
+ * Sent lines are the exact bytes; received lines are rebuilt from the parsed response
+ * (one line per response, quoted strings re-quoted). Must not call into the client. */
 typedef void imap_trace_cb_t(void *ctx, enum imap_trace_dir dir, const char *line, size_t len);
 
 struct imap_client_opts {
@@ -73,21 +78,34 @@ struct imap_client *imap_client_new(struct event_base *base, const struct imap_c
 void imap_client_free(struct imap_client **c);
 
 /* Connects (DNS, TCP, TLS or STARTTLS with certificate checks), reads the greeting, asks
- * CAPABILITY, logs in (LOGIN, or AUTHENTICATE PLAIN when LOGINDISABLED is not set but
- * LOGIN is refused by policy... see .c), and refreshes CAPABILITY. done runs once. */
+ * CAPABILITY (unless the greeting carried it), logs in, and refreshes CAPABILITY (from the
+ * login OK's [CAPABILITY] code, or by asking). Login is LOGIN, or AUTHENTICATE PLAIN
+ * (with SASL-IR when offered) when the server advertises LOGINDISABLED and AUTH=PLAIN.
+ * A PREAUTH greeting skips the login. done runs once, never from inside this call; tagged
+ * is always NULL. On failure the connection is closed and err says why (DNS,
+ * CONNECT_REFUSED, CONNECT_TIMEOUT, TLS_*, STARTTLS_UNAVAILABLE, AUTH_FAILED, ...).
+ * Commands queued before the open completes are sent once it has. */
 void imap_client_open(struct imap_client *c, imap_done_cb_t *done, void *ctx);
 
 bool imap_client_is_open(const struct imap_client *c);
-/* Case-insensitive; "LITERAL+", "MULTIAPPEND", "UIDPLUS", "SPECIAL-USE", "APPENDLIMIT"... */
+/* Case-insensitive; "LITERAL+", "MULTIAPPEND", "UIDPLUS", "SPECIAL-USE", "APPENDLIMIT"...
+ * cap matches a capability "cap" and any "cap=value" ("AUTH" matches "AUTH=PLAIN"). */
 bool imap_client_has_cap(const struct imap_client *c, const char *cap);
-/* The value of a "NAME=value" capability (e.g. "APPENDLIMIT" -> "35651584"), or NULL. */
+/* The value of a "NAME=value" capability (e.g. "APPENDLIMIT" -> "35651584"), or NULL.
+ * The first one when there are several (AUTH=...). Valid until capabilities change. */
 const char *imap_client_cap_value(const struct imap_client *c, const char *name);
+/* Pretends the server never offered cap (matched as in has_cap), now and after any later
+ * CAPABILITY. For tests (e.g. "LITERAL+" to exercise synchronizing literals) and for
+ * working around broken servers. */
+void imap_client_disable_cap(struct imap_client *c, const char *cap);
 
 /* Queues a command. fmt is the command without tag and CRLF, with directives:
  *   %a  raw atom or text (const char *), sent as is; must not contain CR/LF
  *   %s  astring (const char *): atom if safe, else quoted, else a literal ({n+} with
- *       LITERAL+/LITERAL- for small ones, else a synchronizing literal)
+ *       LITERAL+ up to 100 KiB or LITERAL- up to 4 KiB, else a synchronizing literal)
  *   %u  unsigned int;  %U uint64_t;  %% a percent sign
+ * The words before the first directive ("SELECT", "UID FETCH") are the context given to
+ * imap_err_from_reply() for a NO/BAD. h may be NULL, and so may its members.
  * Returns 0, or -1 (err set) if the connection is dead or the format is bad; in that
  * case done is NOT called. */
 int imap_client_cmd(struct imap_client *c, const struct imap_cmd_handlers *h, struct mh_err *err,
@@ -98,17 +116,29 @@ int imap_client_cmd(struct imap_client *c, const struct imap_cmd_handlers *h, st
  * message header " (flags) "date" {size+}" and the caller then supplies exactly size bytes
  * with imap_append_data() (any number of calls, as bytes arrive); imap_append_finish()
  * ends the command. More than one add() is allowed only when MULTIAPPEND is offered.
- * With LITERAL+ bytes are written at once; without it the client waits for the server's
- * continuation before sending each literal and holds the bytes meanwhile (see
- * imap_client_output_pending()). done runs once with the tagged reply; for OK,
- * imap_reply_appenduid() parses [APPENDUID ...] when UIDPLUS is offered.
- * While an APPEND is being written no other command is sent on the connection. */
+ * With LITERAL+ (messages up to 100 KiB; LITERAL-: up to 4 KiB) bytes are written at
+ * once; otherwise the client sends "{size}", waits for the server's continuation before
+ * sending the literal and holds the bytes meanwhile (see imap_client_output_pending());
+ * if the server refuses instead, done runs with its NO and later bytes are dropped.
+ * done runs once with the tagged reply; for OK, imap_reply_appenduid() parses
+ * [APPENDUID ...] when UIDPLUS is offered.
+ * While an APPEND is being written no other command is sent on the connection.
+ * done may run BEFORE imap_append_finish(): when the server refuses a synchronizing
+ * literal (NO instead of "+"), when the connection dies, or when the server answers an
+ * APPEND still being written (it is then out of step: the connection is closed and the
+ * other commands fail with MH_E_PROTOCOL). The handle still lives until
+ * imap_append_finish() (call it always): after done, imap_append_add() fails with
+ * MH_E_CANCELED and imap_append_data() drops the bytes. imap_client_free() frees all
+ * handles of the client. */
 struct imap_append;
 
 struct imap_append *imap_client_append_start(struct imap_client *c, const char *mailbox,
 					     const struct imap_cmd_handlers *h, struct mh_err *err);
-/* flags: space-separated, e.g. "\\Seen $Forwarded" (without parens; may be ""), never
- * \Recent. internaldate: "17-Jul-1996 02:44:25 -0700" or NULL. Returns 0 or -1. */
+/* flags: space-separated, e.g. "\\Seen $Forwarded" (without parens; may be ""); \Recent
+ * is dropped. internaldate: "17-Jul-1996 02:44:25 -0700" or NULL. Returns 0 or -1:
+ * MH_E_INTERNAL for bad flags or date, MH_E_SERVER_CAPABILITY for a second message
+ * without MULTIAPPEND, MH_E_CANCELED after done, MH_E_CONNECTION_LOST when the previous
+ * message is short (the connection is then closed). */
 int imap_append_add(struct imap_append *a, const char *flags, const char *internaldate, uint64_t size,
 		    struct mh_err *err);
 /* Moves n bytes from src (evbuffer_remove_buffer: no copy when possible). */
@@ -120,12 +150,17 @@ void imap_append_finish(struct imap_append *a);
 
 /* --- flow control -------------------------------------------------------------------- */
 /* Bytes queued for the server and not yet written to the socket (incl. bytes held back
- * for a continuation). */
+ * for a continuation and commands not yet sent). With TLS, bytes OpenSSL has already
+ * taken (at most a few records) are not counted. */
 size_t imap_client_output_pending(const struct imap_client *c);
-/* cb runs when the pending output falls to or below low_water (once per call). */
+/* cb runs when the pending output falls to or below low_water (once per call; at once,
+ * from the event loop, if it already is). A later call replaces an earlier one. Dropped
+ * when the connection closes (pending commands then complete with the error). */
 typedef void imap_drain_cb_t(void *ctx);
 void imap_client_on_drain(struct imap_client *c, size_t low_water, imap_drain_cb_t *cb, void *ctx);
-/* Stops/starts reading from the server (backpressure while streaming a literal on). */
+/* Stops/starts reading from the server (backpressure while streaming a literal on).
+ * Paused, no callback of this client runs for server data, even for input already
+ * buffered; the command timeout does not run either. Safe inside a literal callback. */
 void imap_client_pause_reading(struct imap_client *c, bool pause);
 /* Sets the parser's inline-literal limit (0: stream every literal). */
 void imap_client_set_inline_max(struct imap_client *c, size_t max_inline_literal);
@@ -133,10 +168,17 @@ void imap_client_set_inline_max(struct imap_client *c, size_t max_inline_literal
 /* --- reply helpers --------------------------------------------------------------------- */
 /* Maps a tagged NO/BAD (and its response code: AUTHENTICATIONFAILED, OVERQUOTA, LIMIT,
  * TOOBIG, UNAVAILABLE, INUSE, TRYCREATE, NONEXISTENT, EXPIRED, ...) onto the catalogue,
- * with the sanitized server text as detail. context says what was tried ("APPEND", "LOGIN"). */
+ * with "context: [CODE] sanitized server text" as detail. context says what was tried
+ * ("APPEND", "LOGIN", "UID FETCH"). Throttling texts (Exchange "Server Unavailable. 15",
+ * Gmail "[THROTTLED]", "Too many simultaneous connections", "Account exceeded command
+ * or bandwidth limits") give THROTTLED. Without a known code a NO gives the context's
+ * default (APPEND: MSG_REJECTED, SELECT/EXAMINE/STATUS: FOLDER_SELECT, CREATE:
+ * FOLDER_CREATE, LOGIN/AUTHENTICATE: AUTH_FAILED, others: UNAVAILABLE), a BAD PROTOCOL.
+ * An OK clears err. */
 void imap_err_from_reply(const struct imap_response *r, const char *context, struct mh_err *err);
 /* [APPENDUID uidvalidity uid-set]: fills up to max UIDs in order (ranges expanded);
- * returns how many, or -1 when the code is absent or malformed. */
+ * returns how many were filled, or -1 when the code is absent or malformed (numbers are
+ * strict: digits only, 1..4294967295; "4,7:9" gives 4 7 8 9). */
 int imap_reply_appenduid(const struct imap_response *r, uint32_t *uidvalidity_r, uint32_t *uids_r,
 			 size_t max);
 

@@ -32,11 +32,16 @@ struct copy_msg {
 	bool retry_alone; /* its MULTIAPPEND was refused: try it on its own */
 };
 
+/* The messages of one APPEND command. Freed by whichever comes last: its completion,
+ * or close_append() (a completion may come first: a refused synchronizing literal, or
+ * a dead connection, ends the command while we are still writing it). */
 struct append_group {
 	struct copy_run *run;
 	size_t *idx; /* indexes into run->msgs, in APPEND order */
 	size_t count;
 	uint64_t bytes;
+	bool completed; /* the server's verdict is in */
+	bool closed;    /* we wrote all of it (imap_append_finish) */
 };
 
 struct copy_run {
@@ -258,6 +263,12 @@ static int fetch_meta(struct copy_run *r, const char *uidset, struct mh_err *err
 
 /* --- the body phase: FETCH literals into APPEND literals ----------------------------- */
 
+static void group_free(struct append_group *g)
+{
+	free(g->idx);
+	free(g);
+}
+
 static void on_append_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
 {
 	struct append_group *g = ctx;
@@ -266,6 +277,7 @@ static void on_append_done(void *ctx, const struct imap_response *tagged, const 
 	int n = -1;
 
 	r->appends_pending--;
+	g->completed = true;
 	if (err == NULL) {
 		if (tagged != NULL)
 			n = imap_reply_appenduid(tagged, &uidvalidity, uids, COPY_APPEND_MAX_MSGS);
@@ -286,21 +298,29 @@ static void on_append_done(void *ctx, const struct imap_response *tagged, const 
 		r->multi_err = *err;
 		for (size_t i = 0; i < g->count; i++)
 			r->msgs[g->idx[i]].retry_alone = true;
-	} else {
+	} else if (g->count == 1) {
 		set_result(r, g->idx[0], MH_MSG_FAILED, 0, r->batch->msgs[g->idx[0]].size, err);
 	}
-	free(g->idx);
-	free(g);
+	if (g->closed)
+		group_free(g);
 }
 
+/* Ends the open APPEND command (the client drops bytes of a command already refused). */
 static void close_append(struct copy_run *r)
 {
-	if (r->append == NULL)
+	struct imap_append *a = r->append;
+	struct append_group *g = r->group;
+	bool completed;
+
+	if (a == NULL)
 		return;
-	r->appends_pending++;
-	imap_append_finish(r->append);
 	r->append = NULL;
 	r->group = NULL;
+	g->closed = true;
+	completed = g->completed;
+	imap_append_finish(a); /* its completion never runs inside this call */
+	if (completed)
+		group_free(g);
 }
 
 static int open_append(struct copy_run *r, struct mh_err *err)
@@ -317,12 +337,12 @@ static int open_append(struct copy_run *r, struct mh_err *err)
 	h.ctx = g;
 	r->append = imap_client_append_start(r->dst, r->batch->dst_folder, &h, err);
 	if (r->append == NULL) {
-		free(g->idx);
-		free(g);
+		group_free(g);
 		r->dst_broken = true;
 		return -1;
 	}
 	r->group = g;
+	r->appends_pending++;
 	return 0;
 }
 
@@ -347,7 +367,7 @@ static void literal_begin(struct copy_run *r, const struct imap_event *ev)
 		m = msg_by_seq(r, ev->resp->number);
 	if (m == NULL || m->done || r->dst_broken)
 		return; /* not ours, or nowhere to put it: drained */
-	if (r->append != NULL && (r->group->count >= r->max_per_append ||
+	if (r->append != NULL && (r->group->completed || r->group->count >= r->max_per_append ||
 				  r->group->bytes + ev->literal_size > COPY_APPEND_MAX_BYTES))
 		close_append(r);
 	if (r->append == NULL && open_append(r, &err) < 0) {
@@ -375,7 +395,7 @@ static void on_body_literal(void *ctx, enum imap_ev kind, const struct imap_even
 		literal_begin(r, ev);
 		break;
 	case IMAP_EV_LITERAL_DATA:
-		if (!r->streaming || r->dst_broken) {
+		if (!r->streaming || r->dst_broken || r->append == NULL) {
 			evbuffer_drain(in, ev->len);
 			break;
 		}

@@ -1,0 +1,1885 @@
+/* test_imap_client.c - the IMAP client against a real Dovecot, and against a scripted
+ * hostile server living in the same event loop.
+ *
+ * Dovecot is started once for the group (tests/support/dovecot-ctl) in a temp dir; if it
+ * is not installed the Dovecot tests skip. MH_SOURCE_DIR names the repository root
+ * (default: found from this file's path or the current directory). */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "imap_client.h"
+#include "log.h"
+#include "tls.h"
+
+/* ---------------------------------------------------------------------------------------
+ * group fixture: one Dovecot */
+
+#define APPEND_LIMIT 6000000u /* Dovecot's quota_max_mail_size, advertised as APPENDLIMIT */
+
+static struct {
+	bool have_dovecot;
+	char src[1024];
+	char dir[256];
+	char ddir[300];
+	uint16_t imap_port, imaps_port;
+	char ca_file[1300];
+} g;
+
+static bool file_exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0;
+}
+
+static void find_source_dir(void)
+{
+	const char *env = getenv("MH_SOURCE_DIR");
+	char path[1024];
+
+	if (env != NULL && env[0] != '\0') {
+		snprintf(g.src, sizeof(g.src), "%s", env);
+		return;
+	}
+	/* __FILE__ is .../tests/unit/test_imap_client.c */
+	snprintf(path, sizeof(path), "%s", __FILE__);
+	for (int i = 0; i < 3; i++) {
+		char *slash = strrchr(path, '/');
+		if (slash == NULL) {
+			path[0] = '\0';
+			break;
+		}
+		*slash = '\0';
+	}
+	if (path[0] == '\0')
+		snprintf(path, sizeof(path), ".");
+	for (int up = 0; up < 4; up++) {
+		char probe[1100];
+		snprintf(probe, sizeof(probe), "%s/tests/support/dovecot-ctl", path);
+		if (file_exists(probe)) {
+			snprintf(g.src, sizeof(g.src), "%s", path);
+			return;
+		}
+		strncat(path, "/..", sizeof(path) - strlen(path) - 1);
+	}
+	snprintf(g.src, sizeof(g.src), ".");
+}
+
+static int run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run_cmd(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static bool dovecot_installed(void)
+{
+	return file_exists("/usr/sbin/dovecot") || run_cmd("command -v dovecot >/dev/null 2>&1") == 0;
+}
+
+static int group_setup(void **state)
+{
+	char envpath[400], line[1200];
+	FILE *f;
+
+	(void)state;
+	mh_log_setup(MH_LOG_TEXT, getenv("MH_TEST_DEBUG") ? MH_LOG_DEBUG : MH_LOG_WARN);
+	find_source_dir();
+	if (!dovecot_installed()) {
+		fprintf(stderr, "# dovecot is not installed: the Dovecot tests will skip\n");
+		return 0;
+	}
+	snprintf(g.dir, sizeof(g.dir), "/tmp/mh-imapc-XXXXXX");
+	if (mkdtemp(g.dir) == NULL)
+		return -1;
+	snprintf(g.ddir, sizeof(g.ddir), "%s/dovecot", g.dir);
+	if (run_cmd("'%s/tests/support/dovecot-ctl' start '%s' --appendlimit %u >'%s/start.log' 2>&1", g.src, g.ddir, APPEND_LIMIT, g.dir) != 0) {
+		fprintf(stderr, "# dovecot-ctl start failed; see %s/start.log\n", g.dir);
+		return -1;
+	}
+	if (run_cmd("'%s/tests/support/dovecot-ctl' adduser '%s' alice 'secret' && "
+		    "'%s/tests/support/dovecot-ctl' adduser '%s' bob 'sp ce\"q\\x\xc3\xbc'",
+		    g.src, g.ddir, g.src, g.ddir) != 0)
+		return -1;
+	snprintf(envpath, sizeof(envpath), "%s/env", g.ddir);
+	f = fopen(envpath, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "IMAP_PORT=", 10) == 0)
+			g.imap_port = (uint16_t)atoi(line + 10);
+		else if (strncmp(line, "IMAPS_PORT=", 11) == 0)
+			g.imaps_port = (uint16_t)atoi(line + 11);
+		else if (strncmp(line, "CA_FILE=", 8) == 0)
+			snprintf(g.ca_file, sizeof(g.ca_file), "%s", line + 8);
+	}
+	fclose(f);
+	if (g.imap_port == 0 || g.imaps_port == 0 || g.ca_file[0] == '\0')
+		return -1;
+	g.have_dovecot = true;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (g.ddir[0] != '\0')
+		run_cmd("'%s/tests/support/dovecot-ctl' stop '%s' >/dev/null 2>&1", g.src, g.ddir);
+	if (g.dir[0] != '\0' && getenv("MH_TEST_KEEP") == NULL)
+		run_cmd("rm -rf '%s'", g.dir);
+	return 0;
+}
+
+#define NEED_DOVECOT()                                                                              \
+	do {                                                                                        \
+		if (!g.have_dovecot)                                                                \
+			skip();                                                                     \
+	} while (0)
+
+/* ---------------------------------------------------------------------------------------
+ * per-test fixture: an event base, a transcript, a watchdog */
+
+struct transcript {
+	char **lines;
+	size_t n;
+};
+
+struct fx {
+	struct event_base *base;
+	struct mh_tls *tls;
+	struct transcript tr;
+	struct event *watchdog;
+	bool timed_out;
+};
+
+static struct fx *fx;
+
+static void on_trace(void *ctx, enum imap_trace_dir dir, const char *line, size_t len)
+{
+	struct transcript *tr = ctx;
+	char *s = malloc(len + 3);
+
+	assert_non_null(s);
+	s[0] = dir == IMAP_TRACE_SENT ? '>' : '<';
+	s[1] = ' ';
+	memcpy(s + 2, line, len);
+	s[len + 2] = '\0';
+	tr->lines = realloc(tr->lines, (tr->n + 1) * sizeof(char *));
+	assert_non_null(tr->lines);
+	tr->lines[tr->n++] = s;
+	if (getenv("MH_TEST_TRACE"))
+		fprintf(stderr, "#   %s\n", s);
+}
+
+static int fx_setup(void **state)
+{
+	(void)state;
+	fx = calloc(1, sizeof(*fx));
+	fx->base = event_base_new();
+	return fx->base != NULL ? 0 : -1;
+}
+
+static int fx_teardown(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < fx->tr.n; i++)
+		free(fx->tr.lines[i]);
+	free(fx->tr.lines);
+	if (fx->watchdog != NULL)
+		event_free(fx->watchdog);
+	mh_tls_free(&fx->tls);
+	event_base_free(fx->base);
+	free(fx);
+	fx = NULL;
+	return 0;
+}
+
+static bool *watched;
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	fx->timed_out = true;
+	if (watched != NULL)
+		*watched = true;
+}
+
+/* Runs the loop until *done, failing the test after 60 s. */
+static void run(bool *done)
+{
+	struct timeval tv = {60, 0};
+
+	if (fx->watchdog == NULL)
+		fx->watchdog = evtimer_new(fx->base, on_watchdog, NULL);
+	watched = done;
+	evtimer_add(fx->watchdog, &tv);
+	assert_int_equal(imap_run_until(fx->base, done), 0);
+	evtimer_del(fx->watchdog);
+	watched = NULL;
+	assert_false(fx->timed_out);
+}
+
+static size_t tr_find(const char *prefix, size_t from)
+{
+	for (size_t i = from; i < fx->tr.n; i++)
+		if (strncmp(fx->tr.lines[i], prefix, strlen(prefix)) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+static bool tr_contains(const char *needle)
+{
+	for (size_t i = 0; i < fx->tr.n; i++)
+		if (strstr(fx->tr.lines[i], needle) != NULL)
+			return true;
+	return false;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * completions */
+
+struct waiter {
+	bool done;
+	int calls;
+	enum mh_err_code code;
+	char detail[MH_ERR_DETAIL_MAX];
+	bool had_tagged;
+	int nuids;
+	uint32_t uidvalidity;
+	uint32_t uids[64];
+	int order;
+};
+
+static int order_counter;
+
+static void on_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
+{
+	struct waiter *w = ctx;
+
+	w->calls++;
+	w->done = true;
+	w->order = order_counter++;
+	w->code = err != NULL ? err->code : MH_E_OK;
+	snprintf(w->detail, sizeof(w->detail), "%s", err != NULL ? err->detail : "");
+	w->had_tagged = tagged != NULL;
+	if (tagged != NULL && tagged->status == IMAP_STATUS_OK)
+		w->nuids = imap_reply_appenduid(tagged, &w->uidvalidity, w->uids, 64);
+}
+
+static struct imap_client_opts dovecot_opts(enum mh_security sec, const char *user, const char *pass)
+{
+	struct imap_client_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.name = "test";
+	o.host = "127.0.0.1";
+	o.security = sec;
+	o.port = sec == MH_SEC_TLS ? g.imaps_port : g.imap_port;
+	o.user = user;
+	o.password = pass;
+	o.connect_timeout_ms = 10000;
+	o.command_timeout_ms = 20000;
+	o.trace = on_trace;
+	o.trace_ctx = &fx->tr;
+	return o;
+}
+
+static struct mh_tls *make_tls(const char *ca_file, bool insecure)
+{
+	struct mh_tls_opts to = {.ca_file = ca_file, .insecure = insecure};
+	struct mh_err err;
+	struct mh_tls *tls = mh_tls_new(&to, &err);
+
+	assert_non_null(tls);
+	return tls;
+}
+
+/* Opens a client; returns it with w filled in (the client is returned even on failure). */
+static struct imap_client *open_client(struct imap_client_opts *o, struct waiter *w)
+{
+	struct imap_client *c = imap_client_new(fx->base, o);
+
+	memset(w, 0, sizeof(*w));
+	imap_client_open(c, on_done, w);
+	assert_false(w->done); /* never from inside open() */
+	run(&w->done);
+	assert_int_equal(w->calls, 1);
+	return c;
+}
+
+static struct imap_client *open_alice(enum mh_security sec)
+{
+	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
+
+	fx->tls = make_tls(g.ca_file, false);
+	o = dovecot_opts(sec, "alice", "secret");
+	o.tls = fx->tls;
+	c = open_client(&o, &w);
+	if (w.code != MH_E_OK)
+		fail_msg("open failed: %s: %s", mh_err_name(w.code), w.detail);
+	assert_true(imap_client_is_open(c));
+	return c;
+}
+
+/* Runs one command to completion; returns its error code. */
+static enum mh_err_code cmd_sync(struct imap_client *c, const struct imap_cmd_handlers *hin, const char *fmt,
+				 const char *arg)
+{
+	struct waiter w;
+	struct imap_cmd_handlers h = {0};
+	struct mh_err err;
+
+	memset(&w, 0, sizeof(w));
+	if (hin != NULL)
+		h = *hin;
+	h.done = on_done;
+	h.ctx = &w;
+	if (hin != NULL && hin->ctx != NULL)
+		fail_msg("cmd_sync: handlers with their own ctx are not supported");
+	assert_int_equal(imap_client_cmd(c, &h, &err, fmt, arg), 0);
+	run(&w.done);
+	assert_int_equal(w.calls, 1);
+	return w.code;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * opening: STARTTLS, implicit TLS, failures */
+
+static void test_open_starttls_verified(void **state)
+{
+	struct imap_client *c;
+
+	(void)state;
+	NEED_DOVECOT();
+	c = open_alice(MH_SEC_STARTTLS);
+	assert_true(imap_client_has_cap(c, "IMAP4rev1"));
+	assert_false(imap_client_has_cap(c, "STARTTLS")); /* capabilities after TLS and login */
+	/* Dovecot's greeting carries its capabilities: STARTTLS first, then CAPABILITY again
+	 * over TLS (RFC 3501 6.2.1), then LOGIN */
+	assert_int_equal(tr_find("> A1 STARTTLS", 0), tr_find("> A", 0));
+	assert_true(tr_find("> A2 CAPABILITY", 0) < tr_find("> A3 LOGIN", 0));
+	assert_true(tr_contains(" LOGIN <redacted> <redacted>"));
+	assert_false(tr_contains("secret"));
+	imap_client_free(&c);
+	assert_null(c);
+}
+
+static void test_open_implicit_tls_verified(void **state)
+{
+	struct imap_client *c;
+
+	(void)state;
+	NEED_DOVECOT();
+	c = open_alice(MH_SEC_TLS);
+	assert_true(imap_client_has_cap(c, "IMAP4rev1"));
+	assert_false(tr_contains("> A1 STARTTLS"));
+	assert_int_equal(tr_find("> A1 LOGIN <redacted> <redacted>", 0) != SIZE_MAX, 1);
+	imap_client_free(&c);
+}
+
+static enum mh_err_code open_expect(struct imap_client_opts *o)
+{
+	struct waiter w;
+	struct imap_client *c = open_client(o, &w);
+
+	assert_false(imap_client_is_open(c));
+	imap_client_free(&c);
+	return w.code;
+}
+
+static void test_open_wrong_password(void **state)
+{
+	struct imap_client_opts o;
+
+	(void)state;
+	NEED_DOVECOT();
+	fx->tls = make_tls(g.ca_file, false);
+	o = dovecot_opts(MH_SEC_TLS, "alice", "wrong");
+	o.tls = fx->tls;
+	assert_int_equal(open_expect(&o), MH_E_AUTH_FAILED);
+}
+
+static uint16_t closed_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static void test_connect_refused(void **state)
+{
+	struct imap_client_opts o;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.port = closed_port();
+	o.security = MH_SEC_PLAIN;
+	o.user = "x";
+	o.password = "y";
+	assert_int_equal(open_expect(&o), MH_E_CONNECT_REFUSED);
+}
+
+static void test_connect_localhost_name(void **state)
+{
+	struct imap_client_opts o;
+
+	(void)state;
+	/* a host name goes through the resolver (evdns, /etc/hosts) */
+	memset(&o, 0, sizeof(o));
+	o.host = "localhost";
+	o.port = closed_port();
+	o.security = MH_SEC_PLAIN;
+	o.user = "x";
+	o.password = "y";
+	assert_int_equal(open_expect(&o), MH_E_CONNECT_REFUSED);
+}
+
+static void test_dns_failure(void **state)
+{
+	struct imap_client_opts o;
+	enum mh_err_code e;
+
+	(void)state;
+	/* RFC 6761: .invalid never resolves. Without a reachable resolver the lookup may
+	 * only time out, which the connect timeout reports. */
+	memset(&o, 0, sizeof(o));
+	o.host = "no-such-host.invalid";
+	o.port = 143;
+	o.security = MH_SEC_PLAIN;
+	o.user = "x";
+	o.password = "y";
+	o.connect_timeout_ms = 3000;
+	e = open_expect(&o);
+	if (e != MH_E_DNS && e != MH_E_CONNECT_TIMEOUT)
+		fail_msg("got %s", mh_err_name(e));
+}
+
+static void test_tls_hostname_mismatch(void **state)
+{
+	struct imap_client_opts o;
+
+	(void)state;
+	NEED_DOVECOT();
+	fx->tls = make_tls(g.ca_file, false);
+	o = dovecot_opts(MH_SEC_TLS, "alice", "secret");
+	o.tls = fx->tls;
+	o.tls_name = "wrong.example";
+	assert_int_equal(open_expect(&o), MH_E_TLS_CERT_HOSTNAME);
+}
+
+static void test_tls_untrusted_without_ca(void **state)
+{
+	struct imap_client_opts o;
+
+	(void)state;
+	NEED_DOVECOT();
+	fx->tls = make_tls(NULL, false);
+	o = dovecot_opts(MH_SEC_STARTTLS, "alice", "secret");
+	o.tls = fx->tls;
+	assert_int_equal(open_expect(&o), MH_E_TLS_CERT_UNTRUSTED);
+}
+
+static void test_tls_insecure(void **state)
+{
+	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
+
+	(void)state;
+	NEED_DOVECOT();
+	fx->tls = make_tls(NULL, true);
+	o = dovecot_opts(MH_SEC_TLS, "alice", "secret");
+	o.tls = fx->tls;
+	o.tls_name = "wrong.example";
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_OK);
+	assert_true(imap_client_is_open(c));
+	imap_client_free(&c);
+}
+
+static void test_login_literal_password_sync(void **state)
+{
+	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
+
+	(void)state;
+	NEED_DOVECOT();
+	/* bob's password has a space, a quote, a backslash and UTF-8: a literal, and without
+	 * LITERAL+ a synchronizing one */
+	fx->tls = make_tls(g.ca_file, false);
+	o = dovecot_opts(MH_SEC_STARTTLS, "bob", "sp ce\"q\\x\xc3\xbc");
+	o.tls = fx->tls;
+	c = imap_client_new(fx->base, &o);
+	imap_client_disable_cap(c, "LITERAL+");
+	memset(&w, 0, sizeof(w));
+	imap_client_open(c, on_done, &w);
+	run(&w.done);
+	if (w.code != MH_E_OK)
+		fail_msg("open failed: %s: %s", mh_err_name(w.code), w.detail);
+	assert_false(imap_client_has_cap(c, "LITERAL+"));
+	assert_true(tr_contains(" LOGIN <redacted> <redacted>"));
+	assert_true(tr_find("< +", 0) != SIZE_MAX);
+	assert_false(tr_contains("sp ce"));
+	imap_client_free(&c);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * pipelining */
+
+struct list_count {
+	int lists;
+};
+
+static void on_list(void *ctx, const struct imap_response *r)
+{
+	struct list_count *lc = ctx;
+
+	if (r->name != NULL && strcmp(r->name, "LIST") == 0)
+		lc->lists++;
+}
+
+#define PIPE_NOOPS 300
+
+struct pipeline {
+	struct waiter w[2 + PIPE_NOOPS];
+	struct list_count lc;
+};
+
+static void test_pipelined_in_order(void **state)
+{
+	struct imap_client *c;
+	struct pipeline *p = calloc(1, sizeof(*p));
+	struct mh_err err;
+	size_t first_sent, first_tagged_after;
+	int sent_before_answer = 0;
+
+	(void)state;
+	NEED_DOVECOT();
+	c = open_alice(MH_SEC_TLS);
+	first_sent = fx->tr.n;
+	order_counter = 0;
+	{
+		struct imap_cmd_handlers h = {.done = on_done, .ctx = &p->w[0]};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "CREATE %s", "pipe line"), 0);
+	}
+	{
+		/* LIST with an untagged handler counting LIST responses, and no done */
+		struct imap_cmd_handlers h = {.untagged = on_list, .done = NULL, .ctx = &p->lc};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "LIST %s %s", "", "*"), 0);
+	}
+	{
+		struct imap_cmd_handlers h = {.done = on_done, .ctx = &p->w[1]};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "SELECT %s", "pipe line"), 0);
+	}
+	for (int i = 0; i < PIPE_NOOPS; i++) {
+		struct imap_cmd_handlers h = {.done = on_done, .ctx = &p->w[2 + i]};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP"), 0);
+	}
+	run(&p->w[1 + PIPE_NOOPS].done);
+	for (int i = 0; i < 2 + PIPE_NOOPS; i++) {
+		assert_int_equal(p->w[i].calls, 1);
+		if (p->w[i].code != MH_E_OK)
+			fail_msg("command %d failed: %s: %s", i, mh_err_name(p->w[i].code), p->w[i].detail);
+		assert_int_equal(p->w[i].order, i);
+	}
+	assert_true(p->lc.lists >= 2); /* INBOX and "pipe line" */
+	/* 128 commands (the in-flight cap) were written before the first answer came back */
+	first_tagged_after = tr_find("< A", first_sent);
+	for (size_t i = first_sent; i < first_tagged_after && i < fx->tr.n; i++)
+		if (fx->tr.lines[i][0] == '>')
+			sent_before_answer++;
+	assert_int_equal(sent_before_answer, 128);
+	assert_true(tr_contains(" CREATE \"pipe line\""));
+	assert_true(tr_contains(" LIST \"\" \"*\"")); /* quoted wildcards still match */
+	imap_client_free(&c);
+	free(p);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * APPEND */
+
+static char *make_message(unsigned i, size_t size)
+{
+	char *m = malloc(size + 1);
+	size_t o;
+
+	assert_non_null(m);
+	o = (size_t)snprintf(m, size + 1, "From: test@example.com\r\nSubject: message %u\r\n\r\n", i);
+	while (o < size) {
+		/* CRLF lines of printable text: stored and fetched back byte for byte */
+		size_t line = 0;
+		while (o < size && line < 70) {
+			m[o] = (char)('a' + (o * 7 + i) % 26);
+			o++;
+			line++;
+		}
+		if (o + 2 <= size) {
+			m[o++] = '\r';
+			m[o++] = '\n';
+		} else {
+			while (o < size)
+				m[o++] = 'z';
+		}
+	}
+	/* end with CRLF */
+	m[size - 2] = '\r';
+	m[size - 1] = '\n';
+	m[size] = '\0';
+	return m;
+}
+
+static void create_box(struct imap_client *c, const char *box)
+{
+	enum mh_err_code e = cmd_sync(c, NULL, "CREATE %s", box);
+	assert_true(e == MH_E_OK || e == MH_E_FOLDER_CREATE);
+}
+
+static void test_append_single(void **state)
+{
+	struct imap_client *c;
+	struct waiter w;
+	struct imap_cmd_handlers h = {.done = on_done, .ctx = &w};
+	struct mh_err err;
+	struct imap_append *a;
+	char *m = make_message(1, 300);
+
+	(void)state;
+	NEED_DOVECOT();
+	c = open_alice(MH_SEC_TLS);
+	assert_true(imap_client_has_cap(c, "LITERAL+"));
+	create_box(c, "single");
+	memset(&w, 0, sizeof(w));
+	a = imap_client_append_start(c, "single", &h, &err);
+	assert_non_null(a);
+	assert_int_equal(imap_append_add(a, "\\Seen \\Recent $Forwarded", "17-Jul-1996 02:44:25 -0700", 300, &err), 0);
+	imap_append_data_mem(a, m, 100);
+	imap_append_data_mem(a, m + 100, 200);
+	imap_append_finish(a);
+	run(&w.done);
+	assert_int_equal(w.calls, 1);
+	assert_int_equal(w.code, MH_E_OK);
+	assert_int_equal(w.nuids, 1);
+	assert_true(w.uids[0] >= 1);
+	assert_true(tr_contains("APPEND single (\\Seen $Forwarded) \"17-Jul-1996 02:44:25 -0700\" {300+}"));
+	assert_true(tr_contains("> <literal 300 bytes>"));
+	imap_client_free(&c);
+	free(m);
+}
+
+static void test_multiappend_50(void **state)
+{
+	struct imap_client *c;
+	struct waiter w;
+	struct imap_cmd_handlers h = {.done = on_done, .ctx = &w};
+	struct mh_err err;
+	struct imap_append *a;
+
+	(void)state;
+	NEED_DOVECOT();
+	c = open_alice(MH_SEC_TLS);
+	assert_true(imap_client_has_cap(c, "MULTIAPPEND"));
+	create_box(c, "multi");
+	memset(&w, 0, sizeof(w));
+	a = imap_client_append_start(c, "multi", &h, &err);
+	assert_non_null(a);
+	for (unsigned i = 0; i < 50; i++) {
+		size_t size = 200 + i * 37;
+		char *m = make_message(i, size);
+		struct evbuffer *src = evbuffer_new();
+		evbuffer_add(src, m, size);
+		assert_int_equal(imap_append_add(a, i % 2 ? "\\Seen" : "", NULL, size, &err), 0);
+		imap_append_data(a, src, size);
+		assert_int_equal(evbuffer_get_length(src), 0);
+		evbuffer_free(src);
+		free(m);
+	}
+	imap_append_finish(a);
+	run(&w.done);
+	if (w.code != MH_E_OK)
+		fail_msg("MULTIAPPEND: %s: %s", mh_err_name(w.code), w.detail);
+	assert_int_equal(w.nuids, 50);
+	for (int i = 1; i < 50; i++)
+		assert_int_equal(w.uids[i], w.uids[i - 1] + 1);
+	imap_client_free(&c);
+}
+
+/* synchronizing literals: LITERAL+ turned off */
+static void test_append_sync_literal(void **state)
+{
+	struct imap_client *c;
+	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_cmd_handlers h = {.done = on_done, .ctx = &w};
+	struct mh_err err;
+	struct imap_append *a;
+	char *m1 = make_message(1, 500), *m2 = make_message(2, 700);
+
+	(void)state;
+	NEED_DOVECOT();
+	fx->tls = make_tls(g.ca_file, false);
+	o = dovecot_opts(MH_SEC_TLS, "alice", "secret");
+	o.tls = fx->tls;
+	c = imap_client_new(fx->base, &o);
+	imap_client_disable_cap(c, "LITERAL+");
+	memset(&w, 0, sizeof(w));
+	imap_client_open(c, on_done, &w);
+	run(&w.done);
+	assert_int_equal(w.code, MH_E_OK);
+	assert_false(imap_client_has_cap(c, "LITERAL+"));
+	create_box(c, "sync");
+	memset(&w, 0, sizeof(w));
+	a = imap_client_append_start(c, "sync", &h, &err);
+	assert_int_equal(imap_append_add(a, NULL, NULL, 500, &err), 0);
+	imap_append_data_mem(a, m1, 500);
+	/* held back until the server's "+" */
+	assert_true(imap_client_output_pending(c) >= 500);
+	assert_int_equal(imap_append_add(a, "\\Flagged", NULL, 700, &err), 0);
+	imap_append_data_mem(a, m2, 700);
+	imap_append_finish(a);
+	/* a NOOP queued behind the APPEND is not sent before it */
+	{
+		struct waiter wn;
+		struct imap_cmd_handlers hn = {.done = on_done, .ctx = &wn};
+		memset(&wn, 0, sizeof(wn));
+		assert_int_equal(imap_client_cmd(c, &hn, &err, "NOOP"), 0);
+		run(&wn.done);
+		assert_int_equal(wn.code, MH_E_OK);
+		assert_true(w.done);
+		assert_true(w.order < wn.order);
+	}
+	assert_int_equal(w.code, MH_E_OK);
+	assert_int_equal(w.nuids, 2);
+	assert_true(tr_contains("APPEND sync {500}"));
+	assert_true(tr_contains("<literal 500 bytes> (\\Flagged) {700}"));
+	assert_true(tr_find("< +", 0) != SIZE_MAX);
+	imap_client_free(&c);
+	free(m1);
+	free(m2);
+}
+
+/* 5 MB streamed in 64 KiB chunks under backpressure, then fetched back as a stream */
+struct big {
+	struct imap_client *c;
+	struct imap_append *a;
+	const char *msg;
+	size_t size, fed;
+	int drains;
+	struct waiter w;
+	/* fetch */
+	struct evbuffer *got;
+	int begins, ends, datas;
+	uint64_t lit_size;
+	char key[32];
+	bool paused_once;
+};
+
+static void big_feed(void *ctx)
+{
+	struct big *b = ctx;
+
+	while (b->fed < b->size) {
+		size_t n = b->size - b->fed < 65536 ? b->size - b->fed : 65536;
+		if (imap_client_output_pending(b->c) > 1024 * 1024) {
+			b->drains++;
+			imap_client_on_drain(b->c, 256 * 1024, big_feed, b);
+			return;
+		}
+		imap_append_data_mem(b->a, b->msg + b->fed, n);
+		b->fed += n;
+	}
+	imap_append_finish(b->a);
+	b->a = NULL;
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct big *b = arg;
+	(void)fd;
+	(void)what;
+	imap_client_pause_reading(b->c, false);
+}
+
+static void big_literal(void *ctx, enum imap_ev kind, const struct imap_event *ev, struct evbuffer *in)
+{
+	struct big *b = ctx;
+
+	switch (kind) {
+	case IMAP_EV_LITERAL_BEGIN:
+		b->begins++;
+		b->lit_size = ev->literal_size;
+		snprintf(b->key, sizeof(b->key), "%s", ev->literal_key != NULL ? ev->literal_key : "");
+		break;
+	case IMAP_EV_LITERAL_DATA:
+		b->datas++;
+		assert_int_equal(evbuffer_remove_buffer(in, b->got, ev->len), (int)ev->len);
+		if (!b->paused_once && evbuffer_get_length(b->got) > 1024 * 1024) {
+			/* backpressure from inside the literal callback; resumed by a timer */
+			struct timeval tv = {0, 20000};
+			b->paused_once = true;
+			imap_client_pause_reading(b->c, true);
+			event_base_once(fx->base, -1, EV_TIMEOUT, on_resume, b, &tv);
+		}
+		break;
+	case IMAP_EV_LITERAL_END:
+		b->ends++;
+		break;
+	default:
+		fail_msg("unexpected literal event %d", kind);
+	}
+}
+
+static void test_append_5mb_stream_and_fetch(void **state)
+{
+	struct big *b = calloc(1, sizeof(*b));
+	struct mh_err err;
+	struct imap_cmd_handlers h = {.done = on_done, .ctx = &b->w};
+	char *msg;
+	uint32_t uid;
+
+	(void)state;
+	NEED_DOVECOT();
+	b->size = 5 * 1024 * 1024;
+	msg = make_message(7, b->size);
+	b->msg = msg;
+	b->c = open_alice(MH_SEC_TLS);
+	create_box(b->c, "big");
+	b->a = imap_client_append_start(b->c, "big", &h, &err);
+	assert_non_null(b->a);
+	assert_int_equal(imap_append_add(b->a, "\\Seen", NULL, b->size, &err), 0);
+	big_feed(b);
+	run(&b->w.done);
+	if (b->w.code != MH_E_OK)
+		fail_msg("APPEND 5 MB: %s: %s", mh_err_name(b->w.code), b->w.detail);
+	assert_true(b->drains > 0);
+	assert_int_equal(b->fed, b->size);
+	assert_int_equal(b->w.nuids, 1);
+	uid = b->w.uids[0];
+	/* 5 MB > 100 KiB: a synchronizing literal even with LITERAL+ */
+	assert_true(tr_contains("APPEND big (\\Seen) {5242880}"));
+
+	assert_int_equal(cmd_sync(b->c, NULL, "SELECT %s", "big"), MH_E_OK);
+	imap_client_set_inline_max(b->c, 0);
+	b->got = evbuffer_new();
+	{
+		struct waiter wf;
+		struct imap_cmd_handlers hf = {.literal = big_literal, .ctx = b};
+		struct imap_cmd_handlers hd = {.done = on_done, .ctx = &wf};
+
+		memset(&wf, 0, sizeof(wf));
+		assert_int_equal(imap_client_cmd(b->c, &hf, &err, "UID FETCH %u BODY.PEEK[]", uid), 0);
+		/* a NOOP behind it tells us when the FETCH is complete */
+		assert_int_equal(imap_client_cmd(b->c, &hd, &err, "NOOP"), 0);
+		run(&wf.done);
+		assert_int_equal(wf.code, MH_E_OK);
+	}
+	assert_int_equal(b->begins, 1);
+	assert_int_equal(b->ends, 1);
+	assert_true(b->datas > 1);
+	assert_true(b->paused_once);
+	assert_int_equal(b->lit_size, b->size);
+	assert_string_equal(b->key, "BODY[]");
+	assert_int_equal(evbuffer_get_length(b->got), b->size);
+	assert_memory_equal(evbuffer_pullup(b->got, -1), msg, b->size);
+	assert_true(tr_contains("BODY[] <literal 5242880 bytes>"));
+	evbuffer_free(b->got);
+	imap_client_free(&b->c);
+	free(msg);
+	free(b);
+}
+
+/* Over APPENDLIMIT: a synchronizing literal lets Dovecot refuse before the bytes travel. */
+static void too_big_feed(void *ctx)
+{
+	struct big *b = ctx;
+
+	while (b->fed < b->size) {
+		size_t n = b->size - b->fed < 65536 ? b->size - b->fed : 65536;
+		if (!b->w.done && imap_client_output_pending(b->c) > 1024 * 1024) {
+			b->drains++;
+			imap_client_on_drain(b->c, 256 * 1024, too_big_feed, b);
+			return;
+		}
+		imap_append_data_mem(b->a, b->msg + b->fed, n); /* dropped once done has run */
+		b->fed += n;
+	}
+	imap_append_finish(b->a);
+	b->a = NULL;
+}
+
+static void test_append_over_appendlimit(void **state)
+{
+	struct big *b = calloc(1, sizeof(*b));
+	struct mh_err err;
+	struct imap_cmd_handlers h = {.done = on_done, .ctx = &b->w};
+	char *msg;
+	const char *limit;
+
+	(void)state;
+	NEED_DOVECOT();
+	b->size = APPEND_LIMIT + 1000000;
+	msg = make_message(9, b->size);
+	b->msg = msg;
+	b->c = open_alice(MH_SEC_TLS);
+	limit = imap_client_cap_value(b->c, "APPENDLIMIT");
+	assert_non_null(limit);
+	assert_int_equal(strtoul(limit, NULL, 10), APPEND_LIMIT);
+	b->a = imap_client_append_start(b->c, "INBOX", &h, &err);
+	assert_int_equal(imap_append_add(b->a, NULL, NULL, b->size, &err), 0);
+	too_big_feed(b);
+	run(&b->w.done);
+	if (b->w.code != MH_E_MSG_TOO_BIG && b->w.code != MH_E_OVER_QUOTA)
+		fail_msg("APPEND over the limit: %s: %s", mh_err_name(b->w.code), b->w.detail);
+	/* the caller goes on feeding (bytes dropped) and finishes as usual */
+	if (b->a != NULL)
+		too_big_feed(b);
+	assert_null(b->a);
+	assert_true(tr_contains("< A2 NO [LIMIT]"));
+	assert_int_equal(b->w.calls, 1);
+	/* still in step */
+	assert_int_equal(cmd_sync(b->c, NULL, "NOOP", NULL), MH_E_OK);
+	imap_client_free(&b->c);
+	free(msg);
+	free(b);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * lifetime */
+
+struct freer {
+	struct imap_client *c;
+	struct waiter w[5];
+};
+
+static void free_in_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
+{
+	struct freer *f = ctx;
+
+	on_done(&f->w[0], tagged, err);
+	imap_client_free(&f->c);
+	assert_null(f->c);
+}
+
+static void test_free_inside_done(void **state)
+{
+	struct freer f;
+	struct mh_err err;
+
+	(void)state;
+	NEED_DOVECOT();
+	memset(&f, 0, sizeof(f));
+	f.c = open_alice(MH_SEC_TLS);
+	{
+		struct imap_cmd_handlers h = {.done = free_in_done, .ctx = &f};
+		assert_int_equal(imap_client_cmd(f.c, &h, &err, "NOOP"), 0);
+	}
+	for (int i = 1; i < 5; i++) {
+		struct imap_cmd_handlers h = {.done = on_done, .ctx = &f.w[i]};
+		assert_int_equal(imap_client_cmd(f.c, &h, &err, "NOOP"), 0);
+	}
+	run(&f.w[4].done);
+	assert_int_equal(f.w[0].code, MH_E_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(f.w[i].calls, 1);
+	for (int i = 1; i < 5; i++)
+		assert_true(f.w[i].code == MH_E_OK || f.w[i].code == MH_E_CANCELED);
+	assert_null(f.c);
+}
+
+static void test_free_with_pending(void **state)
+{
+	struct imap_client *c;
+	struct waiter w[3];
+	struct mh_err err;
+
+	(void)state;
+	NEED_DOVECOT();
+	c = open_alice(MH_SEC_TLS);
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < 3; i++) {
+		struct imap_cmd_handlers h = {.done = on_done, .ctx = &w[i]};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP"), 0);
+	}
+	imap_client_free(&c);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(w[i].calls, 1);
+		assert_int_equal(w[i].code, MH_E_CANCELED);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------
+ * a scripted server in the same loop */
+
+struct fake;
+typedef void fake_line_cb_t(struct fake *f, const char *line);
+
+struct fake {
+	struct evconnlistener *lst;
+	struct bufferevent *bev;
+	uint16_t port;
+	const char *greeting;
+	fake_line_cb_t *on_line;
+	bool close_when_flushed;
+	int lines;
+	char last[512];
+	int step;
+};
+
+static void fake_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct fake *f = arg;
+
+	(void)bev;
+	if (f->close_when_flushed && f->bev != NULL) {
+		bufferevent_free(f->bev);
+		f->bev = NULL;
+	}
+}
+
+static void fake_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct fake *f = arg;
+
+	(void)bev;
+	(void)what;
+	if (f->bev != NULL) {
+		bufferevent_free(f->bev);
+		f->bev = NULL;
+	}
+}
+
+static void fake_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct fake *f = arg;
+	char *line;
+	size_t n;
+
+	while (f->bev != NULL && (line = evbuffer_readln(bufferevent_get_input(bev), &n, EVBUFFER_EOL_CRLF)) != NULL) {
+		f->lines++;
+		snprintf(f->last, sizeof(f->last), "%s", line);
+		if (f->on_line != NULL)
+			f->on_line(f, line);
+		free(line);
+	}
+}
+
+static void fake_send(struct fake *f, const char *s)
+{
+	if (f->bev != NULL)
+		bufferevent_write(f->bev, s, strlen(s));
+}
+
+static void fake_close(struct fake *f)
+{
+	f->close_when_flushed = true;
+	if (f->bev != NULL && evbuffer_get_length(bufferevent_get_output(f->bev)) == 0) {
+		bufferevent_free(f->bev);
+		f->bev = NULL;
+	}
+}
+
+static void fake_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+	struct fake *f = arg;
+
+	(void)l;
+	(void)sa;
+	(void)len;
+	f->bev = bufferevent_socket_new(fx->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(f->bev, fake_read_cb, fake_write_cb, fake_event_cb, f);
+	bufferevent_enable(f->bev, EV_READ | EV_WRITE);
+	if (f->greeting != NULL)
+		fake_send(f, f->greeting);
+}
+
+static void fake_start(struct fake *f, const char *greeting, fake_line_cb_t *on_line)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	socklen_t len = sizeof(sa);
+
+	memset(f, 0, sizeof(*f));
+	f->greeting = greeting;
+	f->on_line = on_line;
+	f->lst = evconnlistener_new_bind(fx->base, fake_accept, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+					 (struct sockaddr *)&sa, sizeof(sa));
+	assert_non_null(f->lst);
+	assert_int_equal(getsockname(evconnlistener_get_fd(f->lst), (struct sockaddr *)&sa, &len), 0);
+	f->port = ntohs(sa.sin_port);
+}
+
+static void fake_stop(struct fake *f)
+{
+	if (f->bev != NULL)
+		bufferevent_free(f->bev);
+	f->bev = NULL;
+	evconnlistener_free(f->lst);
+}
+
+static struct imap_client_opts fake_opts(struct fake *f)
+{
+	struct imap_client_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.name = "fake";
+	o.host = "127.0.0.1";
+	o.port = f->port;
+	o.security = MH_SEC_PLAIN;
+	o.user = "u";
+	o.password = "p";
+	o.connect_timeout_ms = 5000;
+	o.command_timeout_ms = 5000;
+	o.trace = on_trace;
+	o.trace_ctx = &fx->tr;
+	return o;
+}
+
+static const char preauth[] = "* PREAUTH [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n";
+
+static void test_hostile_malformed_greeting(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+
+	(void)state;
+	fake_start(&f, "*OK hello\r\n", NULL);
+	o = fake_opts(&f);
+	assert_int_equal(open_expect(&o), MH_E_PROTOCOL);
+	fake_stop(&f);
+	fake_start(&f, "A1 OK not a greeting\r\n", NULL);
+	o = fake_opts(&f);
+	assert_int_equal(open_expect(&o), MH_E_PROTOCOL);
+	fake_stop(&f);
+}
+
+static void test_hostile_greeting_bye(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
+
+	(void)state;
+	fake_start(&f, "* BYE Too many simultaneous connections\r\n", NULL);
+	o = fake_opts(&f);
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_THROTTLED);
+	imap_client_free(&c);
+	fake_stop(&f);
+	fake_start(&f, "* BYE going down\r\n", NULL);
+	o = fake_opts(&f);
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_SERVER_BYE);
+	assert_non_null(strstr(w.detail, "going down"));
+	imap_client_free(&c);
+	fake_stop(&f);
+}
+
+static void huge_line(struct fake *f, const char *line)
+{
+	(void)line;
+	if (f->step++ == 0) {
+		size_t n = 10 * 1024 * 1024;
+		char *big = malloc(n);
+		memset(big, 'x', n);
+		fake_send(f, "* OK ");
+		bufferevent_write(f->bev, big, n);
+		free(big);
+	}
+}
+
+/* Opens a client on the fake server and queues n NOOPs; returns the client. */
+static struct imap_client *fake_open_with_noops(struct imap_client_opts *o, struct waiter *ws, int n)
+{
+	struct waiter w;
+	struct imap_client *c = open_client(o, &w);
+	struct mh_err err;
+
+	if (w.code != MH_E_OK)
+		fail_msg("fake open: %s: %s", mh_err_name(w.code), w.detail);
+	memset(ws, 0, (size_t)n * sizeof(*ws));
+	for (int i = 0; i < n; i++) {
+		struct imap_cmd_handlers h = {.done = on_done, .ctx = &ws[i]};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP"), 0);
+	}
+	return c;
+}
+
+static void test_hostile_10mb_line(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter ws[5];
+	struct imap_client *c;
+	struct mh_err err;
+
+	(void)state;
+	fake_start(&f, preauth, huge_line);
+	o = fake_opts(&f);
+	c = fake_open_with_noops(&o, ws, 5);
+	run(&ws[4].done);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(ws[i].calls, 1);
+		assert_int_equal(ws[i].code, MH_E_PROTOCOL);
+		assert_false(ws[i].had_tagged);
+	}
+	assert_false(imap_client_is_open(c));
+	assert_int_equal(imap_client_cmd(c, NULL, &err, "NOOP"), -1);
+	assert_int_equal(err.code, MH_E_PROTOCOL);
+	imap_client_free(&c);
+	fake_stop(&f);
+}
+
+struct midlit {
+	int begins, datas, ends;
+	size_t bytes;
+	struct waiter w;
+};
+
+static void midlit_literal(void *ctx, enum imap_ev kind, const struct imap_event *ev, struct evbuffer *in)
+{
+	struct midlit *m = ctx;
+
+	if (kind == IMAP_EV_LITERAL_BEGIN)
+		m->begins++;
+	else if (kind == IMAP_EV_LITERAL_END)
+		m->ends++;
+	else {
+		m->datas++;
+		m->bytes += ev->len;
+		evbuffer_drain(in, ev->len);
+	}
+}
+
+static void midlit_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
+{
+	struct midlit *m = ctx;
+	on_done(&m->w, tagged, err);
+}
+
+static void cut_literal(struct fake *f, const char *line)
+{
+	if (strstr(line, "FETCH") != NULL) {
+		char part[1000];
+		memset(part, 'y', sizeof(part));
+		fake_send(f, "* 1 FETCH (UID 7 BODY[] {100000}\r\n");
+		bufferevent_write(f->bev, part, sizeof(part));
+		fake_close(f);
+	}
+}
+
+static void test_hostile_disconnect_mid_literal(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter w, ws[3];
+	struct imap_client *c;
+	struct midlit m;
+	struct mh_err err;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	fake_start(&f, preauth, cut_literal);
+	o = fake_opts(&f);
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_OK);
+	imap_client_set_inline_max(c, 0);
+	{
+		struct imap_cmd_handlers h = {.literal = midlit_literal, .done = midlit_done, .ctx = &m};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "UID FETCH 7 BODY.PEEK[]"), 0);
+	}
+	memset(ws, 0, sizeof(ws));
+	for (int i = 0; i < 3; i++) {
+		struct imap_cmd_handlers h = {.done = on_done, .ctx = &ws[i]};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP"), 0);
+	}
+	run(&ws[2].done);
+	assert_int_equal(m.w.calls, 1);
+	assert_int_equal(m.w.code, MH_E_CONNECTION_LOST);
+	assert_int_equal(m.begins, 1);
+	assert_int_equal(m.ends, 0);
+	assert_int_equal(m.bytes, 1000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ws[i].calls, 1);
+		assert_int_equal(ws[i].code, MH_E_CONNECTION_LOST);
+	}
+	imap_client_free(&c);
+	fake_stop(&f);
+}
+
+static void bye_then_close(struct fake *f, const char *line)
+{
+	(void)line;
+	if (f->step++ == 0) {
+		fake_send(f, "* BYE [UNAVAILABLE] maintenance\r\n");
+		fake_close(f);
+	}
+}
+
+static void test_hostile_bye_mid_session(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter ws[2];
+	struct imap_client *c;
+
+	(void)state;
+	fake_start(&f, preauth, bye_then_close);
+	o = fake_opts(&f);
+	c = fake_open_with_noops(&o, ws, 2);
+	run(&ws[1].done);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(ws[i].calls, 1);
+		assert_int_equal(ws[i].code, MH_E_UNAVAILABLE);
+	}
+	imap_client_free(&c);
+	fake_stop(&f);
+}
+
+static void unknown_tag(struct fake *f, const char *line)
+{
+	(void)line;
+	if (f->step++ == 0)
+		fake_send(f, "A999 OK who?\r\n");
+}
+
+static void unexpected_plus(struct fake *f, const char *line)
+{
+	(void)line;
+	if (f->step++ == 0)
+		fake_send(f, "+ go ahead\r\n");
+}
+
+static void test_hostile_unknown_tag_and_continuation(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter ws[2];
+	struct imap_client *c;
+
+	(void)state;
+	fake_start(&f, preauth, unknown_tag);
+	o = fake_opts(&f);
+	c = fake_open_with_noops(&o, ws, 2);
+	run(&ws[1].done);
+	assert_int_equal(ws[0].code, MH_E_PROTOCOL);
+	assert_non_null(strstr(ws[0].detail, "A999"));
+	imap_client_free(&c);
+	fake_stop(&f);
+
+	fake_start(&f, preauth, unexpected_plus);
+	o = fake_opts(&f);
+	c = fake_open_with_noops(&o, ws, 2);
+	run(&ws[1].done);
+	assert_int_equal(ws[0].code, MH_E_PROTOCOL);
+	assert_int_equal(ws[1].calls, 1);
+	imap_client_free(&c);
+	fake_stop(&f);
+}
+
+static void silent(struct fake *f, const char *line)
+{
+	(void)f;
+	(void)line;
+}
+
+static void test_hostile_silent_server_times_out(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter ws[2];
+	struct imap_client *c;
+
+	(void)state;
+	fake_start(&f, preauth, silent);
+	o = fake_opts(&f);
+	o.command_timeout_ms = 300;
+	c = fake_open_with_noops(&o, ws, 2);
+	run(&ws[1].done);
+	assert_int_equal(ws[0].code, MH_E_TIMEOUT);
+	assert_int_equal(ws[1].code, MH_E_TIMEOUT);
+	imap_client_free(&c);
+	fake_stop(&f);
+
+	/* no greeting at all: the connect timeout */
+	fake_start(&f, NULL, silent);
+	o = fake_opts(&f);
+	o.connect_timeout_ms = 300;
+	assert_int_equal(open_expect(&o), MH_E_CONNECT_TIMEOUT);
+	fake_stop(&f);
+}
+
+/* STARTTLS injection: data after the OK, in the same packet */
+static void starttls_inject(struct fake *f, const char *line)
+{
+	if (strstr(line, "STARTTLS") != NULL)
+		fake_send(f, "A1 OK Begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n");
+}
+
+static void test_hostile_starttls_injection(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+
+	(void)state;
+	fx->tls = make_tls(NULL, true);
+	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n", starttls_inject);
+	o = fake_opts(&f);
+	o.security = MH_SEC_STARTTLS;
+	o.tls = fx->tls;
+	assert_int_equal(open_expect(&o), MH_E_PROTOCOL);
+	assert_true(tr_contains("> A1 STARTTLS"));
+	fake_stop(&f);
+}
+
+static void test_hostile_no_starttls(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+
+	(void)state;
+	fx->tls = make_tls(NULL, true);
+	fake_start(&f, "* OK [CAPABILITY IMAP4rev1] hi\r\n", silent);
+	o = fake_opts(&f);
+	o.security = MH_SEC_STARTTLS;
+	o.tls = fx->tls;
+	assert_int_equal(open_expect(&o), MH_E_STARTTLS_UNAVAILABLE);
+	assert_false(tr_contains("LOGIN"));
+	fake_stop(&f);
+}
+
+/* AUTHENTICATE PLAIN when LOGINDISABLED: with SASL-IR inline, else after "+ " */
+static void auth_plain_server(struct fake *f, const char *line)
+{
+	/* base64("\0u\0p") */
+	if (strcmp(line, "A1 AUTHENTICATE PLAIN AHUAcA==") == 0) {
+		fake_send(f, "A1 OK [CAPABILITY IMAP4rev1 MULTIAPPEND] done\r\n");
+	} else if (strcmp(line, "A1 AUTHENTICATE PLAIN") == 0) {
+		fake_send(f, "+ \r\n");
+	} else if (strcmp(line, "AHUAcA==") == 0) {
+		fake_send(f, "A1 OK done\r\n");
+	} else if (strcmp(line, "A2 CAPABILITY") == 0) {
+		fake_send(f, "* CAPABILITY IMAP4rev1 UIDPLUS\r\nA2 OK\r\n");
+	} else {
+		fake_send(f, "* BAD unexpected\r\n");
+	}
+}
+
+static void test_authenticate_plain(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
+
+	(void)state;
+	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED AUTH=PLAIN] hi\r\n", auth_plain_server);
+	o = fake_opts(&f);
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_OK);
+	assert_true(imap_client_has_cap(c, "MULTIAPPEND"));
+	assert_true(tr_contains("> A1 AUTHENTICATE PLAIN <redacted>"));
+	assert_false(tr_contains("AHUAcA=="));
+	imap_client_free(&c);
+	fake_stop(&f);
+
+	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN] hi\r\n", auth_plain_server);
+	o = fake_opts(&f);
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_OK);
+	assert_true(imap_client_has_cap(c, "UIDPLUS"));
+	assert_true(tr_contains("> A1 AUTHENTICATE PLAIN"));
+	assert_int_not_equal(tr_find("> <redacted>", 0), SIZE_MAX);
+	imap_client_free(&c);
+	fake_stop(&f);
+
+	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] hi\r\n", auth_plain_server);
+	o = fake_opts(&f);
+	assert_int_equal(open_expect(&o), MH_E_AUTH_NO_MECHANISM);
+	fake_stop(&f);
+}
+
+/* A server that answers an APPEND before its literal is complete is out of step. */
+static void early_answer(struct fake *f, const char *line)
+{
+	if (strstr(line, "APPEND") != NULL)
+		fake_send(f, "A1 NO [OVERQUOTA] full\r\n");
+}
+
+static void test_hostile_answer_during_append(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter w, wa, wn;
+	struct imap_client *c;
+	struct imap_append *a;
+	struct mh_err err;
+	struct imap_cmd_handlers h = {.done = on_done, .ctx = &wa};
+	struct imap_cmd_handlers hn = {.done = on_done, .ctx = &wn};
+
+	(void)state;
+	fake_start(&f, preauth, early_answer);
+	o = fake_opts(&f);
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_OK);
+	memset(&wa, 0, sizeof(wa));
+	memset(&wn, 0, sizeof(wn));
+	a = imap_client_append_start(c, "INBOX", &h, &err);
+	assert_int_equal(imap_append_add(a, NULL, NULL, 10, &err), 0);
+	imap_append_data_mem(a, "12345", 5);
+	assert_int_equal(imap_client_cmd(c, &hn, &err, "NOOP"), 0);
+	run(&wa.done);
+	assert_int_equal(wa.code, MH_E_OVER_QUOTA);
+	run(&wn.done);
+	assert_int_equal(wn.code, MH_E_PROTOCOL);
+	/* the handle stays usable until finish; data is dropped */
+	imap_append_data_mem(a, "67890", 5);
+	imap_append_finish(a);
+	assert_int_equal(wa.calls, 1);
+	assert_int_equal(wn.calls, 1);
+	imap_client_free(&c);
+	fake_stop(&f);
+}
+
+/* A short literal: we owe the server bytes, so the connection goes. */
+static void test_append_short_literal_closes(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter w, wa;
+	struct imap_client *c;
+	struct imap_append *a;
+	struct mh_err err;
+	struct imap_cmd_handlers h = {.done = on_done, .ctx = &wa};
+
+	(void)state;
+	fake_start(&f, preauth, silent);
+	o = fake_opts(&f);
+	c = open_client(&o, &w);
+	memset(&wa, 0, sizeof(wa));
+	a = imap_client_append_start(c, "INBOX", &h, &err);
+	assert_int_equal(imap_append_add(a, NULL, NULL, 10, &err), 0);
+	imap_append_data_mem(a, "12345", 5);
+	imap_append_finish(a);
+	assert_false(wa.done); /* never from inside the API call */
+	run(&wa.done);
+	assert_int_equal(wa.calls, 1);
+	assert_int_equal(wa.code, MH_E_CONNECTION_LOST);
+	imap_client_free(&c);
+	fake_stop(&f);
+}
+
+/* A server that answers every command OK, "+ go" to synchronizing literals, and NO
+ * [TOOBIG] to any APPEND literal of 100000 bytes or more. */
+static void ok_all(struct fake *f, const char *line)
+{
+	static char tag[32];
+	size_t n = strlen(line);
+	bool new_cmd = f->step == 0;
+
+	if (new_cmd) {
+		size_t t = strcspn(line, " ");
+		snprintf(tag, sizeof(tag), "%.*s", (int)(t < 31 ? t : 31), line);
+	}
+	if (n > 0 && line[n - 1] == '}') {
+		const char *brace = strrchr(line, '{');
+		unsigned long size = brace != NULL ? strtoul(brace + 1, NULL, 10) : 0;
+		f->step = 1;
+		if (strstr(line, "+}") != NULL)
+			return;
+		if (size >= 100000) {
+			char buf[96];
+			snprintf(buf, sizeof(buf), "%s NO [TOOBIG] too big\r\n", tag);
+			fake_send(f, buf);
+			f->step = 0;
+			return;
+		}
+		fake_send(f, "+ go\r\n");
+		return;
+	}
+	{
+		char buf[96];
+		snprintf(buf, sizeof(buf), "%s OK done\r\n", tag);
+		fake_send(f, buf);
+	}
+	f->step = 0;
+}
+
+static void test_astring_formatting(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
+	struct mh_err err;
+	static const struct {
+		const char *arg, *line;
+	} cases[] = {
+		{"plain", "> A1 SELECT plain"},
+		{"a b", "> A2 SELECT \"a b\""},
+		{"q\"\\", "> A3 SELECT \"q\\\"\\\\\""},
+		{"", "> A4 SELECT \"\""},
+		{"NIL", "> A5 SELECT \"NIL\""},
+		{"a]", "> A6 SELECT \"a]\""},
+		{"%*", "> A7 SELECT \"%*\""},
+		{"\xc3\xbc", "> A8 SELECT {2+}"},
+		{"x\xffy", "> A9 SELECT {3+}"},
+	};
+
+	(void)state;
+	fake_start(&f, preauth, ok_all);
+	o = fake_opts(&f);
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_OK);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_int_equal(cmd_sync(c, NULL, "SELECT %s", cases[i].arg), MH_E_OK);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (tr_find(cases[i].line, 0) == SIZE_MAX)
+			fail_msg("no line \"%s\"", cases[i].line);
+	assert_int_equal(tr_find("> <literal 2 bytes>", 0), tr_find("> A8 SELECT {2+}", 0) + 1);
+	{
+		struct waiter wn;
+		struct imap_cmd_handlers h = {.done = on_done, .ctx = &wn};
+		memset(&wn, 0, sizeof(wn));
+		assert_int_equal(imap_client_cmd(c, &h, &err, "FETCH %u:%U (FLAGS) 100%% %a", 1u, (uint64_t)4294967295u, "X"), 0);
+		run(&wn.done);
+		assert_true(tr_contains("> A10 FETCH 1:4294967295 (FLAGS) 100% X"));
+		/* bad formats fail at once and never call done */
+		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP %q"), -1);
+		assert_int_equal(err.code, MH_E_INTERNAL);
+		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP %a", "x\r\nA1 LOGOUT"), -1);
+		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP\r\nA1 LOGOUT"), -1);
+		assert_int_equal(wn.calls, 1);
+	}
+	/* without LITERAL+: "{2}", wait for "+", then the rest */
+	imap_client_disable_cap(c, "LITERAL+");
+	assert_int_equal(cmd_sync(c, NULL, "SELECT %s", "\xc3\xbc"), MH_E_OK);
+	assert_int_equal(tr_find("< + go", 0), tr_find("> A14 SELECT {2}", 0) + 1);
+	imap_client_free(&c);
+	fake_stop(&f);
+}
+
+/* A synchronizing literal refused with NO: done runs before finish, the rest is dropped,
+ * and the connection stays in step. */
+static void on_drained(void *ctx)
+{
+	*(bool *)ctx = true;
+}
+
+static void test_append_sync_literal_refused(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter w, wa;
+	struct imap_client *c;
+	struct imap_append *a;
+	struct mh_err err;
+	struct imap_cmd_handlers h = {.done = on_done, .ctx = &wa};
+	char *chunk = malloc(65536);
+	bool drained = false;
+
+	(void)state;
+	memset(chunk, 'x', 65536);
+	fake_start(&f, "* PREAUTH [CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND] ready\r\n", ok_all);
+	o = fake_opts(&f);
+	c = open_client(&o, &w);
+	memset(&wa, 0, sizeof(wa));
+	a = imap_client_append_start(c, "INBOX", &h, &err);
+	assert_int_equal(imap_append_add(a, NULL, NULL, 1000, &err), 0); /* {1000+} */
+	imap_append_data_mem(a, chunk, 1000);
+	assert_int_equal(imap_append_add(a, NULL, NULL, 200000, &err), 0); /* {200000}: too big */
+	for (int i = 0; i < 3; i++)
+		imap_append_data_mem(a, chunk, 65536);
+	assert_true(imap_client_output_pending(c) >= 3 * 65536);
+	imap_client_on_drain(c, 0, on_drained, &drained);
+	run(&wa.done);
+	assert_int_equal(wa.code, MH_E_MSG_TOO_BIG);
+	assert_true(wa.had_tagged);
+	/* later calls are harmless */
+	imap_append_data_mem(a, chunk, 65536);
+	assert_int_equal(imap_append_add(a, NULL, NULL, 10, &err), -1);
+	assert_int_equal(err.code, MH_E_CANCELED);
+	imap_append_finish(a);
+	run(&drained);
+	assert_int_equal(imap_client_output_pending(c), 0);
+	assert_int_equal(cmd_sync(c, NULL, "NOOP", NULL), MH_E_OK);
+	assert_true(imap_client_is_open(c));
+	assert_int_equal(wa.calls, 1);
+	imap_client_free(&c);
+	fake_stop(&f);
+	free(chunk);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * pure helpers */
+
+static void test_appenduid_parse(void **state)
+{
+	struct imap_response r;
+	uint32_t uv, uids[8];
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.kind = IMAP_RESP_TAGGED;
+	r.status = IMAP_STATUS_OK;
+	r.code = "APPENDUID";
+	r.code_args = "38505 4,7:9";
+	assert_int_equal(imap_reply_appenduid(&r, &uv, uids, 8), 4);
+	assert_int_equal(uv, 38505);
+	assert_int_equal(uids[0], 4);
+	assert_int_equal(uids[1], 7);
+	assert_int_equal(uids[3], 9);
+	r.code_args = "38505 9:7";
+	assert_int_equal(imap_reply_appenduid(&r, &uv, uids, 8), 3);
+	assert_int_equal(uids[0], 7);
+	r.code_args = "38505 1:4294967295";
+	assert_int_equal(imap_reply_appenduid(&r, &uv, uids, 8), 8);
+	static const char *const bad[] = {
+		"38505", "38505 ", "0 5", "38505 0", "38505 4,", "38505 ,4", "38505 4::5", "38505 +4",
+		"38505 4 ", "x 4", "38505 4294967296", "38505 4;5", " 38505 4", "38505  4",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r.code_args = bad[i];
+		if (imap_reply_appenduid(&r, &uv, uids, 8) != -1)
+			fail_msg("accepted \"%s\"", bad[i]);
+	}
+	r.code = "COPYUID";
+	r.code_args = "1 2";
+	assert_int_equal(imap_reply_appenduid(&r, &uv, uids, 8), -1);
+}
+
+static enum mh_err_code map(enum imap_status st, const char *code, const char *text, const char *ctx)
+{
+	struct imap_response r;
+	struct mh_err err;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = IMAP_RESP_TAGGED;
+	r.status = st;
+	r.code = code;
+	r.text = text;
+	imap_err_from_reply(&r, ctx, &err);
+	return err.code;
+}
+
+static void test_err_from_reply(void **state)
+{
+	struct imap_response r;
+	struct mh_err err;
+
+	(void)state;
+	assert_int_equal(map(IMAP_STATUS_NO, "OVERQUOTA", "full", "APPEND"), MH_E_OVER_QUOTA);
+	assert_int_equal(map(IMAP_STATUS_NO, "TOOBIG", "big", "APPEND"), MH_E_MSG_TOO_BIG);
+	assert_int_equal(map(IMAP_STATUS_NO, "LIMIT", "big", "APPEND"), MH_E_MSG_TOO_BIG);
+	assert_int_equal(map(IMAP_STATUS_NO, "LIMIT", "many", "SEARCH"), MH_E_UNAVAILABLE);
+	assert_int_equal(map(IMAP_STATUS_NO, NULL, "nope", "APPEND"), MH_E_MSG_REJECTED);
+	assert_int_equal(map(IMAP_STATUS_NO, "TRYCREATE", "no box", "APPEND"), MH_E_FOLDER_MISSING);
+	assert_int_equal(map(IMAP_STATUS_NO, "NONEXISTENT", "no box", "SELECT"), MH_E_FOLDER_MISSING);
+	assert_int_equal(map(IMAP_STATUS_NO, NULL, "no", "SELECT"), MH_E_FOLDER_SELECT);
+	assert_int_equal(map(IMAP_STATUS_NO, NULL, "no", "EXAMINE"), MH_E_FOLDER_SELECT);
+	assert_int_equal(map(IMAP_STATUS_NO, NULL, "no", "CREATE"), MH_E_FOLDER_CREATE);
+	assert_int_equal(map(IMAP_STATUS_NO, "ALREADYEXISTS", "exists", "CREATE"), MH_E_FOLDER_CREATE);
+	assert_int_equal(map(IMAP_STATUS_NO, "CANNOT", "bad name", "CREATE"), MH_E_FOLDER_NAME);
+	assert_int_equal(map(IMAP_STATUS_NO, NULL, "bad", "LOGIN"), MH_E_AUTH_FAILED);
+	assert_int_equal(map(IMAP_STATUS_NO, "AUTHENTICATIONFAILED", "bad", "LOGIN"), MH_E_AUTH_FAILED);
+	assert_int_equal(map(IMAP_STATUS_NO, "AUTHORIZATIONFAILED", "bad", "LOGIN"), MH_E_LOGIN_DISABLED);
+	assert_int_equal(map(IMAP_STATUS_NO, "CONTACTADMIN", "bad", "LOGIN"), MH_E_LOGIN_DISABLED);
+	assert_int_equal(map(IMAP_STATUS_NO, "EXPIRED", "bad", "LOGIN"), MH_E_ACCOUNT_LOCKED);
+	assert_int_equal(map(IMAP_STATUS_NO, "UNAVAILABLE", "later", "LOGIN"), MH_E_UNAVAILABLE);
+	assert_int_equal(map(IMAP_STATUS_NO, "INUSE", "busy", "SELECT"), MH_E_UNAVAILABLE);
+	assert_int_equal(map(IMAP_STATUS_BAD, NULL, "syntax", "NOOP"), MH_E_PROTOCOL);
+	assert_int_equal(map(IMAP_STATUS_NO, NULL, "Server Unavailable. 15", "LOGIN"), MH_E_THROTTLED);
+	assert_int_equal(map(IMAP_STATUS_NO, NULL, "[THROTTLED] slow down", "UID FETCH"), MH_E_THROTTLED);
+	assert_int_equal(map(IMAP_STATUS_NO, NULL, "Too many simultaneous connections. (Failure)", "LOGIN"),
+			 MH_E_THROTTLED);
+	assert_int_equal(map(IMAP_STATUS_NO, NULL, "Account exceeded command or bandwidth limits. (Failure)",
+			     "APPEND"),
+			 MH_E_THROTTLED);
+	assert_int_equal(map(IMAP_STATUS_NO, "EXPUNGEISSUED", "gone", "UID FETCH"), MH_E_MSG_VANISHED);
+
+	memset(&r, 0, sizeof(r));
+	r.kind = IMAP_RESP_TAGGED;
+	r.status = IMAP_STATUS_NO;
+	r.code = "OVERQUOTA";
+	r.text = "Quota\x01 exceeded\r\n  now";
+	imap_err_from_reply(&r, "APPEND", &err);
+	assert_string_equal(err.detail, "APPEND: [OVERQUOTA] Quota exceeded now");
+}
+
+int main(void)
+{
+	/* a server that hangs up must not kill the test with SIGPIPE */
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_appenduid_parse),
+		cmocka_unit_test(test_err_from_reply),
+		cmocka_unit_test_setup_teardown(test_connect_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_connect_localhost_name, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dns_failure, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_malformed_greeting, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_greeting_bye, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_10mb_line, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_disconnect_mid_literal, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_bye_mid_session, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_unknown_tag_and_continuation, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_silent_server_times_out, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_starttls_injection, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_no_starttls, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_authenticate_plain, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_answer_during_append, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_append_short_literal_closes, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_astring_formatting, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_append_sync_literal_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_starttls_verified, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_implicit_tls_verified, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_wrong_password, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tls_hostname_mismatch, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tls_untrusted_without_ca, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tls_insecure, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_login_literal_password_sync, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pipelined_in_order, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_append_single, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_multiappend_50, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_append_sync_literal, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_append_5mb_stream_and_fetch, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_append_over_appendlimit, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_free_inside_done, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_free_with_pending, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
