@@ -150,11 +150,7 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 				return mh_err_set(err, MH_E_USAGE, "--log-level takes debug, info, warn or error");
 			break;
 		case O_LOG_FORMAT:
-			if (strcmp(optarg, "json") == 0)
-				format = MH_LOG_JSON;
-			else if (strcmp(optarg, "text") == 0)
-				format = MH_LOG_TEXT;
-			else
+			if (mh_log_format_parse(optarg, &format) < 0)
 				return mh_err_set(err, MH_E_USAGE, "--log-format takes text or json");
 			break;
 		case O_HELP:

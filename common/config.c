@@ -2,9 +2,13 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "seal.h"
+#include "trace.h"
 
 static const char *env_or(const char *name, const char *fallback)
 {
@@ -27,17 +31,6 @@ static int parse_count(const char *s, unsigned *n_r)
 	if (v == 0 || v > 256)
 		return -1;
 	*n_r = (unsigned)v;
-	return 0;
-}
-
-static int parse_format(const char *s, enum mh_log_format *f)
-{
-	if (strcmp(s, "json") == 0)
-		*f = MH_LOG_JSON;
-	else if (strcmp(s, "text") == 0)
-		*f = MH_LOG_TEXT;
-	else
-		return -1;
 	return 0;
 }
 
@@ -88,7 +81,7 @@ int mh_daemon_config_parse(int argc, char **argv, bool with_concurrency, struct 
 		return mh_err_set(err, MH_E_USAGE, "unexpected argument \"%s\"", argv[optind]);
 	if (parse_count(conc, &c->concurrency) < 0)
 		return mh_err_set(err, MH_E_USAGE, "concurrency must be a number from 1 to 256, not \"%s\"", conc);
-	if (parse_format(format, &c->log_format) < 0)
+	if (mh_log_format_parse(format, &c->log_format) < 0)
 		return mh_err_set(err, MH_E_USAGE, "log format must be json or text, not \"%s\"", format);
 	if (mh_log_level_parse(level, &c->log_level) < 0)
 		return mh_err_set(err, MH_E_USAGE, "log level must be debug, info, warn or error, not \"%s\"", level);
@@ -112,4 +105,39 @@ void mh_daemon_config_usage(const char *prog, bool with_concurrency)
 	       prog,
 	       with_concurrency ? "  --concurrency N      batches copied at once (threads); $MAILHAUL_CONCURRENCY (default 2)\n"
 				: "");
+}
+
+static atomic_int *stop_flag;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	atomic_store(stop_flag, 1);
+}
+
+int mh_daemon_init(int argc, char **argv, const char *prog, bool with_concurrency, struct mh_daemon_config *cfg,
+		   struct mh_seal_key *key, atomic_int *stop)
+{
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	struct mh_err err;
+
+	if (mh_daemon_config_parse(argc, argv, with_concurrency, cfg, &err) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err.detail);
+		return 2;
+	}
+	if (cfg->help) {
+		mh_daemon_config_usage(prog, with_concurrency);
+		return 0;
+	}
+	mh_log_setup(cfg->log_format, cfg->log_level);
+	if (mh_seal_key_load(cfg->seal_key_file, key, &err) < 0 || mh_trace_open(cfg->trace_file, &err) < 0) {
+		mh_error(prog, "%s", err.detail);
+		return 2;
+	}
+	stop_flag = stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	/* a peer hanging up must be an error reply, not a dead process */
+	signal(SIGPIPE, SIG_IGN);
+	return -1;
 }

@@ -13,6 +13,7 @@
 #ifndef MH_CONFIG_H
 #define MH_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "err.h"
@@ -33,5 +34,13 @@ struct mh_daemon_config {
 int mh_daemon_config_parse(int argc, char **argv, bool with_concurrency, struct mh_daemon_config *c,
 			   struct mh_err *err);
 void mh_daemon_config_usage(const char *prog, bool with_concurrency);
+
+struct mh_seal_key;
+/* Everything a daemon does before its loop: parse the settings (printing usage for
+ * --help), set up logging and tracing, load the seal key, and make SIGTERM/SIGINT set
+ * *stop. Returns -1 to go on, or the exit status to end with (0 after --help, 2 on a
+ * bad setting). */
+int mh_daemon_init(int argc, char **argv, const char *prog, bool with_concurrency, struct mh_daemon_config *cfg,
+		   struct mh_seal_key *key, atomic_int *stop);
 
 #endif

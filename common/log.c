@@ -30,6 +30,17 @@ int mh_log_level_parse(const char *s, enum mh_log_level *level_r)
 	return -1;
 }
 
+int mh_log_format_parse(const char *s, enum mh_log_format *format_r)
+{
+	if (strcmp(s, "json") == 0)
+		*format_r = MH_LOG_JSON;
+	else if (strcmp(s, "text") == 0)
+		*format_r = MH_LOG_TEXT;
+	else
+		return -1;
+	return 0;
+}
+
 int mh_log_enabled(enum mh_log_level level)
 {
 	return level >= log_min;

@@ -11,6 +11,8 @@ enum mh_log_format { MH_LOG_JSON, MH_LOG_TEXT };
 void mh_log_setup(enum mh_log_format format, enum mh_log_level min_level);
 /* Parses "debug|info|warn|error"; returns -1 for anything else. */
 int mh_log_level_parse(const char *s, enum mh_log_level *level_r);
+/* Parses "json|text"; returns -1 for anything else. */
+int mh_log_format_parse(const char *s, enum mh_log_format *format_r);
 int mh_log_enabled(enum mh_log_level level);
 
 /* component: "worker", "coordinator", "imap"... msg is printf-formatted. */

@@ -149,6 +149,22 @@ static bool conn_error(const struct mh_err *e)
 	return mh_err_class_of(e->code) == MH_CLASS_CONNECTION || e->code == MH_E_CANCELED;
 }
 
+/* Waits for the source command just queued (queued: imap_client_cmd's result). */
+static int source_step_wait(struct copy_run *r, struct step *s, int queued, struct mh_err *err)
+{
+	if (queued < 0 || imap_run_until(r->base, &s->done) < 0) {
+		r->src_broken = true;
+		return -1;
+	}
+	if (!s->ok) {
+		*err = s->err;
+		if (conn_error(&s->err))
+			r->src_broken = true;
+		return -1;
+	}
+	return 0;
+}
+
 static void on_examine_untagged(void *ctx, const struct imap_response *resp)
 {
 	struct step *s = ctx;
@@ -169,17 +185,8 @@ static int select_source(struct copy_run *r, struct copy_source_state *st, struc
 		return 0;
 	copy_source_state_reset(st);
 	/* EXAMINE, never SELECT: the source must not change, not even \Recent (RFC 3501 6.3.2) */
-	if (imap_client_cmd(r->src, &h, err, "EXAMINE %s", b->src_folder) < 0 ||
-	    imap_run_until(r->base, &s.done) < 0) {
-		r->src_broken = true;
+	if (source_step_wait(r, &s, imap_client_cmd(r->src, &h, err, "EXAMINE %s", b->src_folder), err) < 0)
 		return -1;
-	}
-	if (!s.ok) {
-		*err = s.err;
-		if (conn_error(&s.err))
-			r->src_broken = true;
-		return -1;
-	}
 	if (r->uidvalidity != b->src_uidvalidity)
 		return mh_err_set(err, MH_E_FOLDER_UIDVALIDITY, "%s: UIDVALIDITY is %" PRIu32 ", planned %" PRIu32,
 				  b->src_folder, r->uidvalidity, b->src_uidvalidity);
@@ -247,18 +254,8 @@ static int fetch_meta(struct copy_run *r, const char *uidset, struct mh_err *err
 	struct step s = {.run = r};
 	struct imap_cmd_handlers h = {.untagged = on_meta_untagged, .done = step_done, .ctx = &s};
 
-	if (imap_client_cmd(r->src, &h, err, "UID FETCH %a (UID FLAGS INTERNALDATE)", uidset) < 0 ||
-	    imap_run_until(r->base, &s.done) < 0) {
-		r->src_broken = true;
-		return -1;
-	}
-	if (!s.ok) {
-		*err = s.err;
-		if (conn_error(&s.err))
-			r->src_broken = true;
-		return -1;
-	}
-	return 0;
+	return source_step_wait(r, &s, imap_client_cmd(r->src, &h, err, "UID FETCH %a (UID FLAGS INTERNALDATE)", uidset),
+				err);
 }
 
 /* --- the body phase: FETCH literals into APPEND literals ----------------------------- */
