@@ -93,6 +93,23 @@ static int resolve_password(struct mh_endpoint *ep, const char *file, const char
 			  side, side, env_name);
 }
 
+/* Overwrites the password of "scheme://user:password@host" in place, so that it does not
+ * stay visible in `ps` and /proc/PID/cmdline for the whole run. */
+static void hide_url_password(char *url)
+{
+	char *start = strstr(url, "://"), *at, *colon;
+
+	if (start == NULL)
+		return;
+	start += 3;
+	at = strrchr(start, '@');
+	if (at == NULL)
+		return;
+	colon = memchr(start, ':', (size_t)(at - start));
+	if (colon != NULL)
+		memset(colon + 1, '*', (size_t)(at - colon - 1));
+}
+
 static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_err *err)
 {
 	enum { O_FROM = 256, O_TO, O_FROM_PW, O_TO_PW, O_CA, O_INSECURE, O_PLAIN, O_REDIS, O_SEAL, O_WORKERS,
@@ -173,6 +190,8 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		mh_err_set(err, MH_E_BAD_URL, "--to: %s", err->detail);
 		return -1;
 	}
+	hide_url_password((char *)from);
+	hide_url_password((char *)to);
 	if (a->from.proto != MH_PROTO_IMAP || a->to.proto != MH_PROTO_IMAP)
 		return mh_err_set(err, MH_E_BAD_URL, "POP3 is not supported yet: use imap:// or imaps://");
 	if (a->insecure)

@@ -215,16 +215,19 @@ int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t
 }
 
 /* KEYS: job hash, done hash, folder hash, fail hash.
- * ARGV: folder index, then per message: uid, status (c|s|f), bytes, code, detail.
+ * ARGV: folder index, then per message: uid, status (c|s|f), bytes, code, detail, target uid.
+ * The done hash maps "<folder>:<uid>" to the status letter, followed by the target UID
+ * when known (APPENDUID), so a retry can check what a message became.
  * A message's first result counts; a later copied/skipped replaces a failure. */
 static const char record_script[] =
 	"local f = ARGV[1]\n"
 	"local names = {c = 'copied', s = 'skipped', f = 'failed'}\n"
-	"for i = 2, #ARGV, 5 do\n"
+	"for i = 2, #ARGV, 6 do\n"
 	"  local field = f .. ':' .. ARGV[i]\n"
 	"  local st, bytes = ARGV[i + 1], tonumber(ARGV[i + 2])\n"
 	"  local prev = redis.call('HGET', KEYS[2], field)\n"
-	"  if prev == false or (prev == 'f' and st ~= 'f') then\n"
+	"  if prev then prev = string.sub(prev, 1, 1) end\n"
+	"  if prev == false or prev == nil or (prev == 'f' and st ~= 'f') then\n"
 	"    if prev == 'f' then\n"
 	"      for _, k in ipairs({KEYS[1], KEYS[3]}) do\n"
 	"        redis.call('HINCRBY', k, 'failed', -1)\n"
@@ -232,7 +235,7 @@ static const char record_script[] =
 	"      end\n"
 	"      redis.call('HDEL', KEYS[4], field)\n"
 	"    end\n"
-	"    redis.call('HSET', KEYS[2], field, st)\n"
+	"    redis.call('HSET', KEYS[2], field, st .. ARGV[i + 5])\n"
 	"    for _, k in ipairs({KEYS[1], KEYS[3]}) do\n"
 	"      redis.call('HINCRBY', k, names[st], 1)\n"
 	"      redis.call('HINCRBY', k, names[st] .. '_bytes', bytes)\n"
@@ -248,10 +251,10 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 			  size_t count, struct mh_err *err)
 {
 	/* Chunks keep each script call (and its argv) small. */
-	enum { CHUNK = 200, FIXED = 7 };
-	const char *argv[FIXED + CHUNK * 5];
-	size_t argvlen[FIXED + CHUNK * 5];
-	char keys[4][MH_KEY_MAX], fidx[16], nums[CHUNK][2][24];
+	enum { CHUNK = 200, FIXED = 7, PER_MSG = 6 };
+	const char *argv[FIXED + CHUNK * PER_MSG];
+	size_t argvlen[FIXED + CHUNK * PER_MSG];
+	char keys[4][MH_KEY_MAX], fidx[16], nums[CHUNK][3][24];
 
 	mh_key_job(keys[0], sizeof(keys[0]), job_id, NULL);
 	mh_key_job(keys[1], sizeof(keys[1]), job_id, ":done");
@@ -279,6 +282,11 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 			argv[argc++] = nums[i][1];
 			argv[argc++] = m->error != NULL ? m->error : "";
 			argv[argc++] = m->detail != NULL ? m->detail : "";
+			if (m->dst_uid != 0)
+				snprintf(nums[i][2], sizeof(nums[i][2]), "%" PRIu32, m->dst_uid);
+			else
+				nums[i][2][0] = '\0';
+			argv[argc++] = nums[i][2];
 		}
 		for (int k = 0; k < argc; k++)
 			argvlen[k] = strlen(argv[k]);

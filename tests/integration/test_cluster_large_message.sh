@@ -44,6 +44,28 @@ assert d["messages"]["copied"] == 4, d["messages"]
 assert d["bytes"]["copied"] > 50 * 1024 * 1024, d["bytes"]
 PY
 
+# Every copied message is recorded with its target UID (APPENDUID), for retries to check.
+done_values=$("$MH_SUPPORT_DIR/redis-ctl" cli "$MH_TMP/redis" --no-raw EVAL \
+    "local r = {} for _, k in ipairs(redis.call('KEYS', 'mh:job:*:done')) do for _, v in ipairs(redis.call('HVALS', k)) do r[#r+1] = v end end return r" 0)
+mh_assert_eq "$(grep -cE '"c[0-9]+"' <<<"$done_values")" 4 "copied messages recorded with their target UID"
+
+# Redis holds metadata only: no password, no message content, anywhere in it.
+"$MH_SUPPORT_DIR/redis-ctl" cli "$MH_TMP/redis" --no-raw EVAL "
+local out = {}
+for _, k in ipairs(redis.call('KEYS', '*')) do
+  out[#out+1] = k
+  local t = redis.call('TYPE', k).ok
+  if t == 'hash' then for _, v in ipairs(redis.call('HGETALL', k)) do out[#out+1] = v end
+  elseif t == 'stream' then
+    for _, e in ipairs(redis.call('XRANGE', k, '-', '+')) do for _, v in ipairs(e[2]) do out[#out+1] = v end end
+  elseif t == 'zset' then for _, v in ipairs(redis.call('ZRANGE', k, 0, -1)) do out[#out+1] = v end
+  elseif t == 'string' then out[#out+1] = redis.call('GET', k) end
+end
+return out" 0 >"$MH_TMP/redis-dump.txt"
+[ "$(wc -l <"$MH_TMP/redis-dump.txt")" -gt 10 ] || mh_fail "the Redis dump looks empty"
+grep -qE 'pw1|pw2' "$MH_TMP/redis-dump.txt" && mh_fail "a plaintext password is in Redis"
+grep -qiE 'Subject:|Content-Type:|^.{0,4}From: ' "$MH_TMP/redis-dump.txt" && mh_fail "message content is in Redis"
+
 hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$worker/status")
 mh_log "worker peak RSS: $((hwm_kb / 1024)) MB"
 limit_kb=$((25 * 1024))
