@@ -21,6 +21,8 @@ enum {
 
 int cmd_migrate(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+/* status, pause, resume, cancel, failures, requeue (jobs.c) */
+int cmd_jobs(const char *cmd, int argc, char **argv);
 
 /* --- embedded.c: a private Redis plus in-process coordinator and workers ------------- */
 struct embedded;
@@ -41,7 +43,8 @@ void progress_init(struct progress *p, bool quiet);
 void progress_update(struct progress *p, const struct mh_job_summary *s);
 void progress_end(struct progress *p);
 void report_human(FILE *out, const struct mh_job_summary *s);
-void report_json(FILE *out, const struct mh_job_summary *s);
+void report_json(FILE *out, const struct mh_job_summary *s);        /* one line */
+void report_json_object(FILE *out, const struct mh_job_summary *s); /* no newline */
 void format_bytes(char *buf, size_t len, uint64_t bytes);
 
 #endif

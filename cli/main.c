@@ -16,7 +16,14 @@ static void usage(FILE *out)
 	      "\n"
 	      "commands:\n"
 	      "  migrate --from URL --to URL   copy one mailbox, server to server (see: mailhaul migrate --help)\n"
+	      "  status [JOB...] [--json]      jobs in the cluster: state, progress, rate, ETA\n"
+	      "  pause|resume|cancel JOB...    hold a job's batches back, release them, or stop the job\n"
+	      "  failures JOB [--csv]          the job's failed messages with the reason and the fix\n"
+	      "  requeue JOB [--folder NAME] [--batch ID] [--error CODE]\n"
+	      "                                copy the selected failed messages again\n"
 	      "  keygen FILE                   create a credential seal key for a cluster (mode 0600)\n"
+	      "\n"
+	      "cluster commands take --redis URL (default $MAILHAUL_REDIS, else redis://127.0.0.1:6379)\n"
 	      "  version                       print the version\n",
 	      out);
 }
@@ -47,6 +54,9 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "migrate") == 0)
 		return cmd_migrate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
+	    strcmp(argv[1], "cancel") == 0 || strcmp(argv[1], "failures") == 0 || strcmp(argv[1], "requeue") == 0)
+		return cmd_jobs(argv[1], argc - 1, argv + 1);
 	if (strcmp(argv[1], "keygen") == 0)
 		return cmd_keygen(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

@@ -272,7 +272,7 @@ static int follow(struct rq *q, const char *job_id, bool quiet, struct mh_err *e
 		}
 		if (interrupted) {
 			progress_end(&prog);
-			mh_job_set_state(q, job_id, MH_JOB_CANCELLED, NULL, err);
+			mh_job_cancel(q, job_id, err);
 			mh_job_purge_credentials(q, job_id, err);
 			fprintf(stderr, "interrupted: job %s cancelled\n", job_id);
 			return 0;
@@ -352,7 +352,7 @@ int cmd_migrate(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	if (!a.quiet && !a.json)
+	if (!a.quiet) /* stderr: the JSON summary alone goes to stdout */
 		fprintf(stderr, "job %s submitted\n", spec.job_id);
 	if (follow(q, spec.job_id, a.quiet, &err) < 0 ||
 	    mh_job_load_summary(q, spec.job_id, 1, &s, &err) < 0) {

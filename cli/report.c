@@ -197,6 +197,12 @@ static void json_counts(FILE *out, const struct mh_counts *c)
 
 void report_json(FILE *out, const struct mh_job_summary *s)
 {
+	report_json_object(out, s);
+	fputc('\n', out);
+}
+
+void report_json_object(FILE *out, const struct mh_job_summary *s)
+{
 	double secs = duration_s(s);
 
 	fputs("{\"job\":", out);
@@ -253,5 +259,5 @@ void report_json(FILE *out, const struct mh_job_summary *s)
 		json_str(out, f->detail);
 		fputc('}', out);
 	}
-	fputs("]}\n", out);
+	fputs("]}", out);
 }

@@ -17,18 +17,18 @@ static const char *env_or(const char *name, const char *fallback)
 	return v != NULL && v[0] != '\0' ? v : fallback;
 }
 
-static int parse_count(const char *s, unsigned *n_r)
+static int parse_count(const char *s, unsigned max, unsigned *n_r)
 {
 	unsigned long v = 0;
 
-	if (s[0] == '\0' || strlen(s) > 4)
+	if (s[0] == '\0' || strlen(s) > 6)
 		return -1;
 	for (const char *p = s; *p; p++) {
 		if (*p < '0' || *p > '9')
 			return -1;
 		v = v * 10 + (unsigned long)(*p - '0');
 	}
-	if (v == 0 || v > 256)
+	if (v == 0 || v > max)
 		return -1;
 	*n_r = (unsigned)v;
 	return 0;
@@ -37,7 +37,7 @@ static int parse_count(const char *s, unsigned *n_r)
 int mh_daemon_config_parse(int argc, char **argv, bool with_concurrency, struct mh_daemon_config *c,
 			   struct mh_err *err)
 {
-	enum { O_REDIS = 256, O_SEAL, O_CONC, O_NAME, O_FORMAT, O_LEVEL, O_TRACE, O_HELP };
+	enum { O_REDIS = 256, O_SEAL, O_CONC, O_NAME, O_FORMAT, O_LEVEL, O_TRACE, O_BATCH_MSGS, O_BATCH_MB, O_HELP };
 	static const struct option opts[] = {
 		{"redis", required_argument, NULL, O_REDIS},
 		{"seal-key-file", required_argument, NULL, O_SEAL},
@@ -46,12 +46,17 @@ int mh_daemon_config_parse(int argc, char **argv, bool with_concurrency, struct 
 		{"log-format", required_argument, NULL, O_FORMAT},
 		{"log-level", required_argument, NULL, O_LEVEL},
 		{"trace", required_argument, NULL, O_TRACE},
+		{"batch-messages", required_argument, NULL, O_BATCH_MSGS},
+		{"batch-mb", required_argument, NULL, O_BATCH_MB},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
 	const char *conc = env_or("MAILHAUL_CONCURRENCY", "2");
 	const char *format = env_or("MAILHAUL_LOG_FORMAT", "json");
 	const char *level = env_or("MAILHAUL_LOG_LEVEL", "info");
+	/* coordinator settings in a shared environment are not a worker's business */
+	const char *batch_msgs = with_concurrency ? NULL : env_or("MAILHAUL_BATCH_MESSAGES", NULL);
+	const char *batch_mb = with_concurrency ? NULL : env_or("MAILHAUL_BATCH_MB", NULL);
 	int ch;
 
 	memset(c, 0, sizeof(*c));
@@ -73,14 +78,21 @@ int mh_daemon_config_parse(int argc, char **argv, bool with_concurrency, struct 
 		case O_FORMAT: format = optarg; break;
 		case O_LEVEL: level = optarg; break;
 		case O_TRACE: c->trace_file = optarg; break;
+		case O_BATCH_MSGS: batch_msgs = optarg; break;
+		case O_BATCH_MB: batch_mb = optarg; break;
 		case O_HELP: c->help = true; return 0;
 		default: return mh_err_set(err, MH_E_USAGE, "unknown option (see --help)");
 		}
 	}
 	if (optind < argc)
 		return mh_err_set(err, MH_E_USAGE, "unexpected argument \"%s\"", argv[optind]);
-	if (parse_count(conc, &c->concurrency) < 0)
+	if (parse_count(conc, 256, &c->concurrency) < 0)
 		return mh_err_set(err, MH_E_USAGE, "concurrency must be a number from 1 to 256, not \"%s\"", conc);
+	if (batch_msgs != NULL && (with_concurrency || parse_count(batch_msgs, 100000, &c->batch_messages) < 0))
+		return mh_err_set(err, MH_E_USAGE, "--batch-messages takes 1 to 100000 (coordinator only), not \"%s\"",
+				  batch_msgs);
+	if (batch_mb != NULL && (with_concurrency || parse_count(batch_mb, 4096, &c->batch_mb) < 0))
+		return mh_err_set(err, MH_E_USAGE, "--batch-mb takes 1 to 4096 (coordinator only), not \"%s\"", batch_mb);
 	if (mh_log_format_parse(format, &c->log_format) < 0)
 		return mh_err_set(err, MH_E_USAGE, "log format must be json or text, not \"%s\"", format);
 	if (mh_log_level_parse(level, &c->log_level) < 0)
@@ -101,10 +113,14 @@ void mh_daemon_config_usage(const char *prog, bool with_concurrency)
 	       "  --name NAME          consumer name in Redis; $MAILHAUL_NAME (default host-pid)\n"
 	       "  --log-format F       json (default) or text; $MAILHAUL_LOG_FORMAT\n"
 	       "  --log-level L        debug, info (default), warn, error; $MAILHAUL_LOG_LEVEL\n"
-	       "  --trace FILE         append IMAP transcripts (passwords redacted); $MAILHAUL_TRACE_FILE\n",
+	       "  --trace FILE         append IMAP transcripts (passwords redacted); $MAILHAUL_TRACE_FILE\n"
+	       "%s",
 	       prog,
 	       with_concurrency ? "  --concurrency N      batches copied at once (threads); $MAILHAUL_CONCURRENCY (default 2)\n"
-				: "");
+				: "",
+	       with_concurrency ? ""
+				: "  --batch-messages N   messages per batch at most; $MAILHAUL_BATCH_MESSAGES (default 500)\n"
+				  "  --batch-mb N         megabytes per batch at most; $MAILHAUL_BATCH_MB (default 32)\n");
 }
 
 static atomic_int *stop_flag;

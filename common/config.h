@@ -9,6 +9,8 @@
  *   --log-format F         MAILHAUL_LOG_FORMAT       json (text for humans)
  *   --log-level L          MAILHAUL_LOG_LEVEL        info
  *   --trace FILE           MAILHAUL_TRACE_FILE       (off)
+ *   --batch-messages N     MAILHAUL_BATCH_MESSAGES   500 (coordinator only)
+ *   --batch-mb N           MAILHAUL_BATCH_MB         32 (coordinator only)
  */
 #ifndef MH_CONFIG_H
 #define MH_CONFIG_H
@@ -27,6 +29,8 @@ struct mh_daemon_config {
 	enum mh_log_format log_format;
 	enum mh_log_level log_level;
 	const char *trace_file;
+	unsigned batch_messages; /* 0: default */
+	unsigned batch_mb;       /* 0: default */
 	bool help;
 };
 

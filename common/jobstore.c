@@ -11,8 +11,8 @@
 
 #include "rq.h"
 
-static const char *const state_names[] = {"queued", "planning", "running",  "done",
-					  "partial", "failed",  "cancelled"};
+static const char *const state_names[] = {"queued", "planning", "running",   "done",
+					  "partial", "failed",  "cancelled", "paused"};
 
 const char *mh_job_state_name(enum mh_job_state s)
 {
@@ -108,7 +108,8 @@ int mh_job_submit(struct rq *q, const struct mh_job_spec *spec, struct mh_err *e
 	mh_bytes_free(&enc);
 	if (rc < 0)
 		return -1;
-	if (simple(q, err, rq_command(q, err, "ZADD mh:index %" PRIu64 " %s", mh_now_ms(), spec->job_id)) < 0)
+	if (simple(q, err, rq_command(q, err, "ZADD mh:index %" PRIu64 " %s", mh_now_ms(), spec->job_id)) < 0 ||
+	    simple(q, err, rq_command(q, err, "SADD " MH_SET_ACTIVE " %s", spec->job_id)) < 0)
 		return -1;
 	return rq_xadd(q, MH_STREAM_JOBS, "job", spec->job_id, strlen(spec->job_id), NULL, err);
 }
@@ -184,21 +185,309 @@ int mh_job_set_state(struct rq *q, const char *job_id, enum mh_job_state state, 
 		   rq_command(q, err, "HSET %s error %s error_detail %s", key, mh_err_name(error->code),
 			      error->detail)) < 0)
 		return -1;
-	if (mh_job_state_is_final(state))
-		return simple(q, err,
-			      rq_command(q, err, "HSET %s state %s ended %" PRIu64, key, name, mh_now_ms()));
+	if (mh_job_state_is_final(state)) {
+		if (simple(q, err, rq_command(q, err, "HSET %s state %s ended %" PRIu64, key, name, mh_now_ms())) < 0)
+			return -1;
+		return simple(q, err, rq_command(q, err, "SREM " MH_SET_ACTIVE " %s", job_id));
+	}
 	return simple(q, err, rq_command(q, err, "HSET %s state %s", key, name));
 }
 
-int mh_job_add_folder(struct rq *q, const char *job_id, uint32_t folder_idx, const char *src, const char *dst,
+int mh_job_add_folder(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_folder_ref *f,
 		      uint64_t messages, uint64_t bytes, struct mh_err *err)
 {
 	char key[MH_KEY_MAX];
 
 	mh_key_folder(key, sizeof(key), job_id, folder_idx);
 	return simple(q, err,
-		      rq_command(q, err, "HSET %s src %s dst %s messages %" PRIu64 " bytes %" PRIu64, key, src,
-				 dst, messages, bytes));
+		      rq_command(q, err,
+				 "HSET %s src %s dst %s src_raw %s dst_raw %s uidvalidity %" PRIu32
+				 " messages %" PRIu64 " bytes %" PRIu64,
+				 key, f->src, f->dst, f->src_raw, f->dst_raw, f->uidvalidity, messages, bytes));
+}
+
+int mh_job_load_folder(struct rq *q, const char *job_id, uint32_t folder_idx, struct mh_folder_ref *f,
+		       struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+	struct redisReply *r;
+	int rc = 0;
+
+	memset(f, 0, sizeof(*f));
+	mh_key_folder(key, sizeof(key), job_id, folder_idx);
+	r = rq_command(q, err, "HMGET %s src dst src_raw dst_raw uidvalidity", key);
+	if (r == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+		rc = mh_err_set(err, MH_E_WIRE, "folder %" PRIu32 " of job %s: bad reply", folder_idx, job_id);
+	for (size_t i = 0; rc == 0 && i < 4; i++)
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			rc = mh_err_set(err, MH_E_WIRE, "folder %" PRIu32 " of job %s is not recorded", folder_idx,
+					job_id);
+	if (rc == 0) {
+		f->src = strdup(r->element[0]->str);
+		f->dst = strdup(r->element[1]->str);
+		f->src_raw = strdup(r->element[2]->str);
+		f->dst_raw = strdup(r->element[3]->str);
+		f->uidvalidity = (uint32_t)strtoul(r->element[4]->type == REDIS_REPLY_STRING ? r->element[4]->str : "0",
+						   NULL, 10);
+	}
+	rq_reply_free(r);
+	return rc;
+}
+
+void mh_folder_ref_cleanup(struct mh_folder_ref *f)
+{
+	free(f->src);
+	free(f->dst);
+	free(f->src_raw);
+	free(f->dst_raw);
+	memset(f, 0, sizeof(*f));
+}
+
+int mh_job_next_batch_id(struct rq *q, const char *job_id, uint64_t *id_r, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+	struct redisReply *r;
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	r = rq_command(q, err, "HINCRBY %s batch_seq 1", key);
+	if (r == NULL)
+		return -1;
+	*id_r = r->type == REDIS_REPLY_INTEGER ? (uint64_t)r->integer : 0;
+	rq_reply_free(r);
+	return 0;
+}
+
+/* Runs a Lua script with KEYS = {job hash, parked list} and ARGV; returns its integer. */
+static int job_script(struct rq *q, const char *job_id, const char *script, const char *arg, struct mh_err *err)
+{
+	char key[MH_KEY_MAX], parked[MH_KEY_MAX];
+	struct redisReply *r;
+	int rc;
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	mh_key_job(parked, sizeof(parked), job_id, ":parked");
+	r = rq_command(q, err, "EVAL %s 2 %s %s %s %" PRIu64, script, key, parked, arg != NULL ? arg : "",
+		       mh_now_ms());
+	if (r == NULL)
+		return -1;
+	rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+	rq_reply_free(r);
+	if (rc < 0)
+		return mh_err_set(err, MH_E_REDIS, "unexpected reply to a job script");
+	return rc;
+}
+
+int mh_job_pause(struct rq *q, const char *job_id, struct mh_err *err)
+{
+	static const char script[] =
+		"local st = redis.call('HGET', KEYS[1], 'state')\n"
+		"if st ~= 'queued' and st ~= 'planning' and st ~= 'running' then return 0 end\n"
+		"redis.call('HSET', KEYS[1], 'state', 'paused', 'paused_from', st)\n"
+		"return 1\n";
+	return job_script(q, job_id, script, NULL, err);
+}
+
+int mh_job_resume(struct rq *q, const char *job_id, struct mh_err *err)
+{
+	static const char script[] =
+		"if redis.call('HGET', KEYS[1], 'state') ~= 'paused' then return 0 end\n"
+		"local back = redis.call('HGET', KEYS[1], 'paused_from') or 'running'\n"
+		"redis.call('HSET', KEYS[1], 'state', back)\n"
+		"-- paused before it was planned: the coordinator dropped the submission; submit again\n"
+		"if back == 'queued' then redis.call('XADD', 'mh:jobs', '*', 'job', ARGV[1]) end\n"
+		"for _, b in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do\n"
+		"  redis.call('XADD', 'mh:batches', '*', 'b', b)\n"
+		"end\n"
+		"redis.call('DEL', KEYS[2])\n"
+		"return 1\n";
+	return job_script(q, job_id, script, job_id, err);
+}
+
+int mh_job_cancel(struct rq *q, const char *job_id, struct mh_err *err)
+{
+	static const char script[] =
+		"local st = redis.call('HGET', KEYS[1], 'state')\n"
+		"if not st or st == 'done' or st == 'partial' or st == 'failed' or st == 'cancelled' then return 0 end\n"
+		"redis.call('HSET', KEYS[1], 'state', 'cancelled', 'ended', ARGV[2])\n"
+		"redis.call('DEL', KEYS[2])\n"
+		"redis.call('SREM', 'mh:active', ARGV[1])\n"
+		"return 1\n";
+	return job_script(q, job_id, script, job_id, err);
+}
+
+int mh_job_planned(struct rq *q, const char *job_id, struct mh_err *err)
+{
+	static const char script[] =
+		"local st = redis.call('HGET', KEYS[1], 'state')\n"
+		"if st == 'planning' then redis.call('HSET', KEYS[1], 'state', 'running') return 1 end\n"
+		"if st == 'paused' then redis.call('HSET', KEYS[1], 'paused_from', 'running') return 1 end\n"
+		"return 0\n";
+	return job_script(q, job_id, script, NULL, err);
+}
+
+int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err)
+{
+	static const char script[] =
+		"local st = redis.call('HGET', KEYS[1], 'state')\n"
+		"if st ~= 'partial' and st ~= 'done' and st ~= 'failed' then return 0 end\n"
+		"redis.call('HSET', KEYS[1], 'state', 'running')\n"
+		"redis.call('HDEL', KEYS[1], 'ended')\n"
+		"redis.call('SADD', 'mh:active', ARGV[1])\n"
+		"return 1\n";
+	return job_script(q, job_id, script, job_id, err);
+}
+
+int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
+		  size_t count, struct mh_err *err)
+{
+	/* KEYS: job hash, done hash, folder hash, fail hash; ARGV: folder, then uid/size pairs */
+	static const char script[] =
+		"for i = 2, #ARGV, 2 do\n"
+		"  local field = ARGV[1] .. ':' .. ARGV[i]\n"
+		"  local prev = redis.call('HGET', KEYS[2], field)\n"
+		"  if prev and string.sub(prev, 1, 1) == 'f' then\n"
+		"    redis.call('HDEL', KEYS[2], field)\n"
+		"    redis.call('HDEL', KEYS[4], field)\n"
+		"    for _, k in ipairs({KEYS[1], KEYS[3]}) do\n"
+		"      redis.call('HINCRBY', k, 'failed', -1)\n"
+		"      redis.call('HINCRBY', k, 'failed_bytes', -tonumber(ARGV[i + 1]))\n"
+		"    end\n"
+		"  end\n"
+		"end\n"
+		"return 0\n";
+	enum { CHUNK = 500 };
+	const char *argv[8 + CHUNK * 2];
+	size_t argvlen[8 + CHUNK * 2];
+	char keys[4][MH_KEY_MAX], fidx[16], nums[CHUNK][2][24];
+
+	mh_key_job(keys[0], sizeof(keys[0]), job_id, NULL);
+	mh_key_job(keys[1], sizeof(keys[1]), job_id, ":done");
+	mh_key_folder(keys[2], sizeof(keys[2]), job_id, folder_idx);
+	mh_key_job(keys[3], sizeof(keys[3]), job_id, ":fail");
+	snprintf(fidx, sizeof(fidx), "%" PRIu32, folder_idx);
+	for (size_t base = 0; base < count; base += CHUNK) {
+		size_t n = count - base < CHUNK ? count - base : CHUNK;
+		struct redisReply *r;
+		int argc = 0;
+
+		argv[argc++] = "EVAL";
+		argv[argc++] = script;
+		argv[argc++] = "4";
+		for (int k = 0; k < 4; k++)
+			argv[argc++] = keys[k];
+		argv[argc++] = fidx;
+		for (size_t i = 0; i < n; i++) {
+			snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRIu32, msgs[base + i].uid);
+			snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRIu64, msgs[base + i].size);
+			argv[argc++] = nums[i][0];
+			argv[argc++] = nums[i][1];
+		}
+		for (int k = 0; k < argc; k++)
+			argvlen[k] = strlen(argv[k]);
+		r = rq_command_argv(q, err, argc, argv, argvlen);
+		if (r == NULL)
+			return -1;
+		rq_reply_free(r);
+	}
+	return 0;
+}
+
+int mh_job_park_batch(struct rq *q, const char *job_id, const void *batch, size_t len, struct mh_err *err)
+{
+	static const char script[] = "if redis.call('HGET', KEYS[1], 'state') ~= 'paused' then return 0 end\n"
+				     "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+				     "return 1\n";
+	char key[MH_KEY_MAX], parked[MH_KEY_MAX];
+	struct redisReply *r;
+	int rc;
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	mh_key_job(parked, sizeof(parked), job_id, ":parked");
+	r = rq_command(q, err, "EVAL %s 2 %s %s %b", script, key, parked, batch, len);
+	if (r == NULL)
+		return -1;
+	rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
+	rq_reply_free(r);
+	return rc;
+}
+
+static int string_list(struct redisReply *r, char ***ids_r, size_t *count_r)
+{
+	char **ids = calloc(r->elements + 1, sizeof(*ids));
+	size_t n = 0;
+
+	if (ids == NULL)
+		abort();
+	for (size_t i = 0; i < r->elements; i++)
+		if (r->element[i]->type == REDIS_REPLY_STRING)
+			ids[n++] = strdup(r->element[i]->str);
+	*ids_r = ids;
+	*count_r = n;
+	return 0;
+}
+
+int mh_job_list(struct rq *q, size_t max, char ***ids_r, size_t *count_r, struct mh_err *err)
+{
+	struct redisReply *r = rq_command(q, err, "ZREVRANGE mh:index 0 %zu", max > 0 ? max - 1 : 0);
+
+	if (r == NULL)
+		return -1;
+	string_list(r, ids_r, count_r);
+	rq_reply_free(r);
+	return 0;
+}
+
+int mh_job_list_active(struct rq *q, char ***ids_r, size_t *count_r, struct mh_err *err)
+{
+	struct redisReply *r = rq_command(q, err, "SMEMBERS " MH_SET_ACTIVE);
+
+	if (r == NULL)
+		return -1;
+	string_list(r, ids_r, count_r);
+	rq_reply_free(r);
+	return 0;
+}
+
+void mh_job_list_free(char **ids, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int mh_retry_schedule(struct rq *q, const struct mh_batch *b, uint64_t due_ms, struct mh_err *err)
+{
+	struct mh_bytes enc = {0};
+	int rc;
+
+	if (mh_batch_encode(b, &enc, err) < 0)
+		return -1;
+	rc = simple(q, err, rq_command(q, err, "ZADD " MH_ZSET_RETRY " %" PRIu64 " %b", due_ms, enc.data, enc.len));
+	mh_bytes_free(&enc);
+	return rc;
+}
+
+int mh_retry_release_due(struct rq *q, unsigned max, struct mh_err *err)
+{
+	/* one script: a batch is either still waiting or on the stream, never both or neither */
+	static const char script[] =
+		"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))\n"
+		"for _, b in ipairs(due) do\n"
+		"  redis.call('XADD', KEYS[2], '*', 'b', b)\n"
+		"  redis.call('ZREM', KEYS[1], b)\n"
+		"end\n"
+		"return #due\n";
+	struct redisReply *r = rq_command(q, err, "EVAL %s 2 " MH_ZSET_RETRY " " MH_STREAM_BATCHES " %" PRIu64 " %u",
+					  script, mh_now_ms(), max);
+	int n;
+
+	if (r == NULL)
+		return -1;
+	n = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
+	rq_reply_free(r);
+	return n;
 }
 
 int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t messages, uint64_t bytes,
@@ -215,14 +504,15 @@ int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t
 }
 
 /* KEYS: job hash, done hash, folder hash, fail hash.
- * ARGV: folder index, then per message: uid, status (c|s|f), bytes, code, detail, target uid.
+ * ARGV: folder index, batch id, then per message: uid, status (c|s|f), bytes, code, detail,
+ * target uid. Failures are kept as "code TAB bytes TAB batch TAB detail".
  * The done hash maps "<folder>:<uid>" to the status letter, followed by the target UID
  * when known (APPENDUID), so a retry can check what a message became.
  * A message's first result counts; a later copied/skipped replaces a failure. */
 static const char record_script[] =
 	"local f = ARGV[1]\n"
 	"local names = {c = 'copied', s = 'skipped', f = 'failed'}\n"
-	"for i = 2, #ARGV, 6 do\n"
+	"for i = 3, #ARGV, 6 do\n"
 	"  local field = f .. ':' .. ARGV[i]\n"
 	"  local st, bytes = ARGV[i + 1], tonumber(ARGV[i + 2])\n"
 	"  local prev = redis.call('HGET', KEYS[2], field)\n"
@@ -241,26 +531,27 @@ static const char record_script[] =
 	"      redis.call('HINCRBY', k, names[st] .. '_bytes', bytes)\n"
 	"    end\n"
 	"    if st == 'f' then\n"
-	"      redis.call('HSET', KEYS[4], field, ARGV[i + 3] .. '\\t' .. bytes .. '\\t' .. ARGV[i + 4])\n"
+	"      redis.call('HSET', KEYS[4], field, ARGV[i + 3] .. '\\t' .. bytes .. '\\t' .. ARGV[2] .. '\\t' .. ARGV[i + 4])\n"
 	"    end\n"
 	"  end\n"
 	"end\n"
 	"return 0\n";
 
-int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_msg_result *msgs,
-			  size_t count, struct mh_err *err)
+int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx, uint64_t batch_id,
+			  const struct mh_msg_result *msgs, size_t count, struct mh_err *err)
 {
 	/* Chunks keep each script call (and its argv) small. */
-	enum { CHUNK = 200, FIXED = 7, PER_MSG = 6 };
+	enum { CHUNK = 200, FIXED = 8, PER_MSG = 6 };
 	const char *argv[FIXED + CHUNK * PER_MSG];
 	size_t argvlen[FIXED + CHUNK * PER_MSG];
-	char keys[4][MH_KEY_MAX], fidx[16], nums[CHUNK][3][24];
+	char keys[4][MH_KEY_MAX], fidx[16], bidx[24], nums[CHUNK][3][24];
 
 	mh_key_job(keys[0], sizeof(keys[0]), job_id, NULL);
 	mh_key_job(keys[1], sizeof(keys[1]), job_id, ":done");
 	mh_key_folder(keys[2], sizeof(keys[2]), job_id, folder_idx);
 	mh_key_job(keys[3], sizeof(keys[3]), job_id, ":fail");
 	snprintf(fidx, sizeof(fidx), "%" PRIu32, folder_idx);
+	snprintf(bidx, sizeof(bidx), "%" PRIu64, batch_id);
 
 	for (size_t base = 0; base < count; base += CHUNK) {
 		size_t n = count - base < CHUNK ? count - base : CHUNK;
@@ -273,6 +564,7 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 		for (int k = 0; k < 4; k++)
 			argv[argc++] = keys[k];
 		argv[argc++] = fidx;
+		argv[argc++] = bidx;
 		for (size_t i = 0; i < n; i++) {
 			const struct mh_msg_result *m = &msgs[base + i];
 			snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRIu32, m->uid);
@@ -347,7 +639,7 @@ static int load_failures(struct rq *q, const char *job_id, struct mh_job_summary
 		for (size_t i = 0; i + 1 < r->elements; i += 2) {
 			struct mh_failure *f = &s->failures[s->failure_count];
 			const char *name = r->element[i]->str, *val = r->element[i + 1]->str;
-			const char *tab1, *tab2;
+			const char *tab1, *tab2, *tab3;
 			unsigned long long fi, uid;
 
 			if (sscanf(name, "%llu:%llu", &fi, &uid) != 2)
@@ -356,11 +648,13 @@ static int load_failures(struct rq *q, const char *job_id, struct mh_job_summary
 			f->uid = (uint32_t)uid;
 			tab1 = strchr(val, '\t');
 			tab2 = tab1 != NULL ? strchr(tab1 + 1, '\t') : NULL;
-			if (tab1 == NULL || tab2 == NULL)
+			tab3 = tab2 != NULL ? strchr(tab2 + 1, '\t') : NULL;
+			if (tab1 == NULL || tab2 == NULL || tab3 == NULL)
 				continue;
 			snprintf(f->code, sizeof(f->code), "%.*s", (int)(tab1 - val), val);
 			f->size = strtoull(tab1 + 1, NULL, 10);
-			snprintf(f->detail, sizeof(f->detail), "%s", tab2 + 1);
+			f->batch_id = strtoull(tab2 + 1, NULL, 10);
+			snprintf(f->detail, sizeof(f->detail), "%s", tab3 + 1);
 			s->failure_count++;
 		}
 	}

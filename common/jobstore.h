@@ -8,7 +8,10 @@
  *   mh:job:<id>:folder:<i>   hash: src, dst, counters of folder i
  *   mh:job:<id>:done         hash: "<folder>:<uid>" -> c|s|f, so a result counts once
  *   mh:job:<id>:fail         hash: "<folder>:<uid>" -> "CODE\tsize\tdetail"
+ *   mh:job:<id>:parked       list: batches held back while the job is paused
  *   mh:index                 sorted set of job ids by creation time
+ *   mh:active                set of jobs not yet in a final state (swept by the coordinator)
+ *   mh:retry                 sorted set: batches waiting for their retry time (score: due ms)
  */
 #ifndef MH_JOBSTORE_H
 #define MH_JOBSTORE_H
@@ -26,6 +29,8 @@ struct rq;
 #define MH_STREAM_RESULTS "mh:results"
 #define MH_GROUP_WORKERS "workers"
 #define MH_GROUP_COORDINATORS "coordinators"
+#define MH_ZSET_RETRY "mh:retry"
+#define MH_SET_ACTIVE "mh:active"
 
 #define MH_JOB_ID_MAX 40
 #define MH_KEY_MAX 128
@@ -38,6 +43,7 @@ enum mh_job_state {
 	MH_JOB_PARTIAL,  /* finished, some messages failed */
 	MH_JOB_FAILED,   /* could not run (login, connection, ...) */
 	MH_JOB_CANCELLED,
+	MH_JOB_PAUSED,   /* workers park its batches until it is resumed */
 };
 const char *mh_job_state_name(enum mh_job_state s);
 int mh_job_state_parse(const char *s, enum mh_job_state *s_r);
@@ -58,9 +64,49 @@ int mh_job_get_state(struct rq *q, const char *job_id, enum mh_job_state *state_
 int mh_job_set_state(struct rq *q, const char *job_id, enum mh_job_state state, const struct mh_err *error,
 		     struct mh_err *err);
 
-/* Records one folder of the plan: names, totals. */
-int mh_job_add_folder(struct rq *q, const char *job_id, uint32_t folder_idx, const char *src, const char *dst,
+/* One folder of the plan: display names (UTF-8), the names as on the servers (modified
+ * UTF-7), the source UIDVALIDITY, and totals. */
+struct mh_folder_ref {
+	char *src, *dst;         /* display */
+	char *src_raw, *dst_raw; /* as on the servers */
+	uint32_t uidvalidity;
+};
+int mh_job_add_folder(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_folder_ref *f,
 		      uint64_t messages, uint64_t bytes, struct mh_err *err);
+int mh_job_load_folder(struct rq *q, const char *job_id, uint32_t folder_idx, struct mh_folder_ref *f,
+		       struct mh_err *err);
+void mh_folder_ref_cleanup(struct mh_folder_ref *f);
+/* A new batch id, unique within the job. */
+int mh_job_next_batch_id(struct rq *q, const char *job_id, uint64_t *id_r, struct mh_err *err);
+
+/* Job control; each is one atomic step in Redis. Return 1 when the state changed, 0 when
+ * the job was not in a state that allows it (e.g. resuming a running job), -1 on error. */
+int mh_job_pause(struct rq *q, const char *job_id, struct mh_err *err);
+/* Back to the state it was paused in; parked batches go back on mh:batches. */
+int mh_job_resume(struct rq *q, const char *job_id, struct mh_err *err);
+/* Any non-final state -> cancelled; parked batches are dropped. */
+int mh_job_cancel(struct rq *q, const char *job_id, struct mh_err *err);
+/* planning -> running, or, for a job paused while planning, running becomes the state it
+ * resumes to. */
+int mh_job_planned(struct rq *q, const char *job_id, struct mh_err *err);
+/* A finished job (partial, done, failed) becomes running again (for a requeue). */
+int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err);
+/* Takes failed messages out of the counts and the failure ledger, so their next result
+ * counts as new (for a requeue). Messages that did not fail are left alone. */
+int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
+		  size_t count, struct mh_err *err);
+/* Worker: holds the batch back if its job is paused. 1 parked, 0 not paused, -1 error. */
+int mh_job_park_batch(struct rq *q, const char *job_id, const void *batch, size_t len, struct mh_err *err);
+/* Lists jobs, newest first (at most max). Heap array of heap strings. */
+int mh_job_list(struct rq *q, size_t max, char ***ids_r, size_t *count_r, struct mh_err *err);
+void mh_job_list_free(char **ids, size_t count);
+/* Jobs not yet final. */
+int mh_job_list_active(struct rq *q, char ***ids_r, size_t *count_r, struct mh_err *err);
+
+/* Retries: a batch waits in mh:retry until due_ms, then goes back on mh:batches. */
+int mh_retry_schedule(struct rq *q, const struct mh_batch *b, uint64_t due_ms, struct mh_err *err);
+/* Moves up to max due batches to mh:batches atomically; returns how many, or -1. */
+int mh_retry_release_due(struct rq *q, unsigned max, struct mh_err *err);
 /* Adds the folder's totals to the job's and sets the folder count; called once planning ends. */
 int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t messages, uint64_t bytes,
 		    uint64_t batches, struct mh_err *err);
@@ -68,8 +114,8 @@ int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t
 /* Applies per-message results atomically (a Lua script). A message counts once: a second
  * result for it is ignored, except that a copied/skipped result replaces a failure.
  * Returns 0 or -1. */
-int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_msg_result *msgs,
-			  size_t count, struct mh_err *err);
+int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx, uint64_t batch_id,
+			  const struct mh_msg_result *msgs, size_t count, struct mh_err *err);
 
 struct mh_counts {
 	uint64_t messages, bytes; /* planned totals */
@@ -85,6 +131,7 @@ struct mh_folder_summary {
 
 struct mh_failure {
 	uint32_t folder_idx;
+	uint64_t batch_id;
 	uint32_t uid;
 	uint64_t size;
 	char code[48];

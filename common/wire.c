@@ -51,6 +51,7 @@
 #define K_ERROR "e", "error"
 #define K_DETAIL "d", "detail"
 #define K_WORKER "w", "worker"
+#define K_ELAPSED "el", "elapsed_ms"
 
 #define JOB_FLAGS_KNOWN (MH_JOB_ALLOW_PLAINTEXT | MH_JOB_INSECURE)
 
@@ -252,12 +253,14 @@ int mh_batch_result_encode(const struct mh_batch_result *r, struct mh_bytes *out
 	struct wenc e;
 
 	enc_init(&e);
-	enc_map(&e, 6 + (r->error != NULL) + (r->detail != NULL));
+	enc_map(&e, 8 + (r->error != NULL) + (r->detail != NULL));
 	enc_u64(&e, K_VERSION, MH_WIRE_VERSION);
 	enc_str(&e, K_JOB_ID, r->job_id);
 	enc_u64(&e, K_BATCH_ID, r->batch_id);
 	enc_u64(&e, K_FOLDER_IDX, r->folder_idx);
 	enc_str(&e, K_WORKER, r->worker);
+	enc_u64(&e, K_ATTEMPT, r->attempt);
+	enc_u64(&e, K_ELAPSED, r->elapsed_ms);
 	if (enc_array(&e, K_MSGS, r->count, r->msgs) == 0) {
 		for (size_t i = 0; i < r->count && !e.failed; i++) {
 			const struct mh_msg_result *m = &r->msgs[i];
@@ -711,6 +714,8 @@ int mh_batch_result_decode(const void *data, size_t len, struct mh_batch_result 
 	    dec_u64(&d, root, K_BATCH_ID, 0, UINT64_MAX, &r->batch_id) < 0 ||
 	    dec_u32(&d, root, K_FOLDER_IDX, &r->folder_idx) < 0 ||
 	    dec_str(&d, root, K_WORKER, true, &r->worker) < 0 ||
+	    dec_u32(&d, root, K_ATTEMPT, &r->attempt) < 0 ||
+	    dec_u64(&d, root, K_ELAPSED, 0, UINT64_MAX, &r->elapsed_ms) < 0 ||
 	    dec_str(&d, root, K_ERROR, false, &r->error) < 0 ||
 	    dec_str(&d, root, K_DETAIL, false, &r->detail) < 0 ||
 	    dec_array(&d, root, K_MSGS, &arr) < 0)

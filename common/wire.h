@@ -79,6 +79,8 @@ struct mh_batch_result {
 	uint64_t batch_id;
 	uint32_t folder_idx;
 	char *worker;
+	uint32_t attempt;    /* the batch's attempt (0: first delivery) */
+	uint64_t elapsed_ms; /* how long the worker spent on it */
 	size_t count;
 	struct mh_msg_result *msgs;
 	char *error;  /* batch-level failure (catalogue name) when the batch could not run, else NULL */

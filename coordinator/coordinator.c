@@ -3,6 +3,8 @@
 
 #include <event2/event.h>
 #include <inttypes.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include "wire.h"
 
 struct coordinator {
+	struct coordinator_opts opts_copy;
 	const struct coordinator_opts *opts;
 	struct rq *q;
 	struct event_base *base;
@@ -67,27 +70,109 @@ static int on_job(void *ctx, const struct rq_entry *e)
 	return 0;
 }
 
+static uint64_t retry_delay_ms(const struct coordinator_opts *o, uint32_t attempt)
+{
+	uint64_t d = o->retry_base_ms;
+	uint16_t r = 0;
+
+	for (uint32_t i = 0; i < attempt && d < o->retry_max_ms; i++)
+		d *= 2;
+	if (d > o->retry_max_ms)
+		d = o->retry_max_ms;
+	/* jitter, so batches that failed together do not come back together */
+	RAND_bytes((unsigned char *)&r, sizeof(r));
+	return d * (80 + r % 41) / 100;
+}
+
+/* Sends the messages of a batch that failed transiently back as two smaller batches. */
+static int schedule_retry(struct coordinator *c, const struct mh_batch_result *r, const struct mh_batch_msg *msgs,
+			  size_t n, struct mh_err *err)
+{
+	struct mh_folder_ref f;
+	size_t chunk = n > 1 ? (n + 1) / 2 : 1;
+	uint64_t due = mh_now_ms() + retry_delay_ms(c->opts, r->attempt);
+	int rc = 0;
+
+	if (mh_job_load_folder(c->q, r->job_id, r->folder_idx, &f, err) < 0)
+		return -1;
+	for (size_t at = 0; at < n && rc == 0; at += chunk) {
+		struct mh_batch b = {
+			.job_id = r->job_id,
+			.folder_idx = r->folder_idx,
+			.src_folder = f.src_raw,
+			.dst_folder = f.dst_raw,
+			.src_uidvalidity = f.uidvalidity,
+			.attempt = r->attempt + 1,
+			.count = n - at < chunk ? n - at : chunk,
+			.msgs = (struct mh_batch_msg *)&msgs[at],
+		};
+		rc = mh_job_next_batch_id(c->q, r->job_id, &b.batch_id, err);
+		if (rc == 0)
+			rc = mh_retry_schedule(c->q, &b, due, err);
+	}
+	mh_info("coordinator", "%s: %zu messages of batch %" PRIu64 " retry in %.1f s (attempt %" PRIu32 ")", r->job_id, n,
+		r->batch_id, (double)(due - mh_now_ms()) / 1000.0, r->attempt + 1);
+	mh_folder_ref_cleanup(&f);
+	return rc;
+}
+
 static int on_result(void *ctx, const struct rq_entry *e)
 {
 	struct coordinator *c = ctx;
 	struct mh_batch_result r;
+	struct mh_msg_result *final;
+	struct mh_batch_msg *retry;
+	size_t nfinal = 0, nretry = 0;
 	struct mh_err err;
+	int rc = 0;
 
 	if (mh_batch_result_decode(e->value, e->len, &r, &err) < 0) {
 		mh_error("coordinator", "dropping malformed result %s: %s", e->id, err.detail);
 		rq_xack(c->q, MH_STREAM_RESULTS, MH_GROUP_COORDINATORS, e->id, &err);
 		return 0;
 	}
-	/* Recorded before acknowledged; recording twice is harmless (counted once). */
-	if (mh_job_record_results(c->q, r.job_id, r.folder_idx, r.msgs, r.count, &err) < 0) {
-		mh_error("coordinator", "%s: cannot record results: %s", r.job_id, err.detail);
-		mh_batch_result_cleanup(&r);
-		return -1;
+	final = calloc(r.count + 1, sizeof(*final));
+	retry = calloc(r.count + 1, sizeof(*retry));
+	if (final == NULL || retry == NULL)
+		abort();
+	for (size_t i = 0; i < r.count; i++) {
+		const struct mh_msg_result *m = &r.msgs[i];
+		if (m->status == MH_MSG_FAILED && m->error != NULL && mh_err_is_transient(mh_err_from_name(m->error)) &&
+		    r.attempt + 1 < c->opts->retry_attempts)
+			retry[nretry++] = (struct mh_batch_msg){m->uid, m->bytes};
+		else
+			final[nfinal++] = *m; /* shallow: r owns the strings */
 	}
-	maybe_finish(c, r.job_id);
-	rq_xack(c->q, MH_STREAM_RESULTS, MH_GROUP_COORDINATORS, e->id, &err);
+	/* Retries are scheduled and results recorded before the result is acknowledged: a
+	 * crash in between replays it, and recording twice counts once. */
+	if (nretry > 0 && schedule_retry(c, &r, retry, nretry, &err) < 0)
+		rc = -1;
+	if (rc == 0 && mh_job_record_results(c->q, r.job_id, r.folder_idx, r.batch_id, final, nfinal, &err) < 0)
+		rc = -1;
+	if (rc < 0) {
+		mh_error("coordinator", "%s: cannot record results: %s", r.job_id, err.detail);
+	} else {
+		maybe_finish(c, r.job_id);
+		rq_xack(c->q, MH_STREAM_RESULTS, MH_GROUP_COORDINATORS, e->id, &err);
+	}
+	free(final);
+	free(retry);
 	mh_batch_result_cleanup(&r);
-	return 0;
+	return rc;
+}
+
+/* Jobs whose last result came while they were paused finish once resumed. */
+static void sweep_active(struct coordinator *c)
+{
+	char **ids;
+	size_t n;
+	struct mh_err err;
+
+	if (mh_job_list_active(c->q, &ids, &n, &err) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		maybe_finish(c, ids[i]);
+	mh_job_list_free(ids, n);
 }
 
 static int setup(struct coordinator *c, struct mh_err *err)
@@ -111,7 +196,16 @@ static int setup(struct coordinator *c, struct mh_err *err)
 
 int coordinator_run(const struct coordinator_opts *o, const atomic_int *stop, struct mh_err *err)
 {
-	struct coordinator c = {.opts = o, .consumer = o->name != NULL ? o->name : "coordinator"};
+	struct coordinator c = {.opts_copy = *o, .consumer = o->name != NULL ? o->name : "coordinator"};
+	uint64_t last_sweep = 0;
+
+	c.opts = &c.opts_copy;
+	if (c.opts_copy.retry_attempts == 0)
+		c.opts_copy.retry_attempts = 5;
+	if (c.opts_copy.retry_base_ms == 0)
+		c.opts_copy.retry_base_ms = 2000;
+	if (c.opts_copy.retry_max_ms == 0)
+		c.opts_copy.retry_max_ms = 300000;
 
 	c.base = event_base_new();
 	if (c.base == NULL)
@@ -129,6 +223,12 @@ int coordinator_run(const struct coordinator_opts *o, const atomic_int *stop, st
 		if (n >= 0)
 			n = rq_xreadgroup(c.q, MH_STREAM_RESULTS, MH_GROUP_COORDINATORS, c.consumer, 200, 100, on_result,
 					  &c, &e);
+		if (n >= 0)
+			n = mh_retry_release_due(c.q, 100, &e);
+		if (n >= 0 && mh_now_ms() - last_sweep > 2000) {
+			last_sweep = mh_now_ms();
+			sweep_active(&c);
+		}
 		if (n < 0) {
 			mh_warn("coordinator", "redis: %s; reconnecting", e.detail);
 			sleep(1);

@@ -15,6 +15,12 @@ struct coordinator_opts {
 	const struct mh_seal_key *seal_key;
 	const char *name; /* consumer name; default "coordinator" */
 	struct planner_opts planner;
+	/* Transient failures (connection lost, timeout, [UNAVAILABLE], throttling) go back as
+	 * smaller batches after retry_base_ms * 2^attempt (at most retry_max_ms, +-20% jitter),
+	 * up to retry_attempts deliveries in all; then they count as failed. */
+	unsigned retry_attempts; /* default 5 */
+	unsigned retry_base_ms;  /* default 2000 */
+	unsigned retry_max_ms;   /* default 300000 */
 };
 
 /* Blocks until *stop becomes non-zero (checked at least every 250 ms). 0, or -1 when it

@@ -18,6 +18,10 @@ int main(int argc, char **argv)
 	o.seal_key = &key;
 	o.name = cfg.name;
 	planner_opts_default(&o.planner);
+	if (cfg.batch_messages > 0)
+		o.planner.batch_max_msgs = cfg.batch_messages;
+	if (cfg.batch_mb > 0)
+		o.planner.batch_max_bytes = (uint64_t)cfg.batch_mb * 1024 * 1024;
 	if (coordinator_run(&o, &stop_requested, &err) < 0) {
 		mh_error("coordinator", "%s: %s", mh_err_text(err.code), err.detail);
 		return 1;

@@ -67,7 +67,6 @@ struct plan {
 	struct plan_box *box;   /* EXAMINE/FETCH target */
 
 	uint64_t total_msgs, total_bytes, batches;
-	uint64_t next_batch_id;
 };
 
 /* --- running one command to completion -------------------------------------------- */
@@ -497,8 +496,7 @@ static int publish_batch(struct plan *p, struct mh_batch *b, struct mh_err *err)
 	struct mh_bytes enc = {0};
 	int rc;
 
-	b->batch_id = p->next_batch_id++;
-	if (mh_batch_encode(b, &enc, err) < 0)
+	if (mh_job_next_batch_id(p->q, p->job_id, &b->batch_id, err) < 0 || mh_batch_encode(b, &enc, err) < 0)
 		return -1;
 	rc = rq_xadd(p->q, MH_STREAM_BATCHES, "b", enc.data, enc.len, NULL, err);
 	mh_bytes_free(&enc);
@@ -552,7 +550,7 @@ static int plan_folder_batches(struct plan *p, uint32_t idx, const struct plan_f
 	if (rc == 0 && b.count > 0)
 		rc = publish_batch(p, &b, err);
 	if (rc == 0 && nskipped > 0)
-		rc = mh_job_record_results(p->q, p->job_id, idx, skipped, nskipped, err);
+		rc = mh_job_record_results(p->q, p->job_id, idx, 0, skipped, nskipped, err);
 	free(b.msgs);
 	free(skipped);
 	return rc;
@@ -686,7 +684,10 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		if (renamed)
 			mh_warn("planner", "%s: folder \"%s\" becomes \"%s\" on the target (separator clash)", p->job_id,
 				src_disp, dst_disp);
-		rc = mh_job_add_folder(p->q, p->job_id, idx, src_disp, dst_disp, sbox.count, bytes, err);
+		{
+			struct mh_folder_ref ref = {src_disp, dst_disp, (char *)src[i].name, dst_name, sbox.uidvalidity};
+			rc = mh_job_add_folder(p->q, p->job_id, idx, &ref, sbox.count, bytes, err);
+		}
 		if (rc == 0 && sf != NULL)
 			rc = plan_folder_batches(p, idx, sf, dst_name, &sbox, skip, err);
 		p->total_msgs += sbox.count;
@@ -727,7 +728,6 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 	p.base = base;
 	p.opts = o;
 	p.job_id = job_id;
-	p.next_batch_id = 1;
 	if (mh_job_load_spec(q, job_id, &spec, err) < 0)
 		return -1;
 	if (mh_job_set_state(q, job_id, MH_JOB_PLANNING, NULL, err) < 0)
@@ -744,7 +744,7 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 		goto out;
 	if (plan_folders(&p, err) < 0)
 		goto out;
-	rc = mh_job_set_state(q, job_id, MH_JOB_RUNNING, NULL, err);
+	rc = mh_job_planned(q, job_id, err) < 0 ? -1 : 0;
 	mh_info("planner", "%s: %" PRIu64 " messages (%" PRIu64 " bytes) in %zu batches", job_id, p.total_msgs,
 		p.total_bytes, (size_t)p.batches);
 out:

@@ -491,9 +491,38 @@ static int stream_bodies(struct copy_run *r, const bool *want, size_t max_per_ap
 	return rc;
 }
 
+static int cmp_batch_msg(const void *a, const void *b)
+{
+	uint32_t x = ((const struct mh_batch_msg *)a)->uid, y = ((const struct mh_batch_msg *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+static int copy_sorted_batch(struct event_base *base, struct imap_client *src, struct imap_client *dst,
+			     struct copy_source_state *src_state, const struct mh_batch *b,
+			     struct mh_batch_result *res, struct mh_err *err);
+
 int copy_batch(struct event_base *base, struct imap_client *src, struct imap_client *dst,
 	       struct copy_source_state *src_state, const struct mh_batch *b, struct mh_batch_result *res,
 	       struct mh_err *err)
+{
+	/* UIDs ascending: lookups are binary searches and the target gets them in order */
+	struct mh_batch sorted = *b;
+	int rc;
+
+	sorted.msgs = malloc((b->count + 1) * sizeof(*sorted.msgs));
+	if (sorted.msgs == NULL)
+		abort();
+	memcpy(sorted.msgs, b->msgs, b->count * sizeof(*sorted.msgs));
+	qsort(sorted.msgs, sorted.count, sizeof(*sorted.msgs), cmp_batch_msg);
+	rc = copy_sorted_batch(base, src, dst, src_state, &sorted, res, err);
+	free(sorted.msgs);
+	return rc;
+}
+
+static int copy_sorted_batch(struct event_base *base, struct imap_client *src, struct imap_client *dst,
+			     struct copy_source_state *src_state, const struct mh_batch *b,
+			     struct mh_batch_result *res, struct mh_err *err)
 {
 	struct copy_run r = {.base = base, .src = src, .dst = dst, .batch = b, .res = res, .count = b->count};
 	uint32_t *uids;

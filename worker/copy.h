@@ -27,7 +27,8 @@ struct copy_source_state {
 };
 void copy_source_state_reset(struct copy_source_state *s);
 
-/* Copies batch b. res->msgs gets one result per message of the batch (res->count is set).
+/* Copies batch b (UIDs in any order). res->msgs gets one result per message of the batch,
+ * in ascending UID order (res->count is set).
  * Returns 0 when both connections are still usable afterwards, -1 (err set) when at least
  * one of them must be dropped; per-message results are filled in either case. */
 int copy_batch(struct event_base *base, struct imap_client *src, struct imap_client *dst,

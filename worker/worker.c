@@ -16,6 +16,9 @@
 #include "rq.h"
 #include "wire.h"
 
+/* Connections idle this long are closed (they hold server slots and fleet leases). */
+#define WORKER_IDLE_CLOSE_MS 30000
+
 struct worker_thread {
 	const struct worker_opts *opts;
 	const atomic_int *stop;
@@ -30,6 +33,7 @@ struct worker_thread {
 	bool have_spec;
 	struct mh_conn src, dst;
 	struct copy_source_state src_state;
+	uint64_t last_batch_ms;
 };
 
 static void drop_connections(struct worker_thread *t)
@@ -98,6 +102,7 @@ static void run_batch(struct worker_thread *t, const struct mh_batch *b, struct 
 	struct mh_err e;
 	uint64_t t0 = mh_now_ms();
 	size_t copied = 0, failed = 0;
+	bool account_problem = false;
 
 	mh_err_clear(&e);
 	if (mh_job_get_state(t->rq, b->job_id, &state, &e) == 0 && state == MH_JOB_CANCELLED) {
@@ -120,7 +125,14 @@ static void run_batch(struct worker_thread *t, const struct mh_batch *b, struct 
 	for (size_t i = 0; i < res->count; i++) {
 		copied += res->msgs[i].status == MH_MSG_COPIED;
 		failed += res->msgs[i].status == MH_MSG_FAILED;
+		/* an account problem (quota, permissions) is often fixed on the server while we
+		 * wait; servers apply the fix to new sessions, so log in afresh next time */
+		if (res->msgs[i].error != NULL &&
+		    mh_err_class_of(mh_err_from_name(res->msgs[i].error)) == MH_CLASS_ACCOUNT)
+			account_problem = true;
 	}
+	if (account_problem)
+		drop_connections(t);
 	mh_debug("worker", "batch %s/%" PRIu64 " %s: %zu copied, %zu failed in %" PRIu64 " ms", b->job_id,
 		 b->batch_id, b->src_folder, copied, failed, mh_now_ms() - t0);
 }
@@ -132,6 +144,7 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 	struct mh_batch_result res;
 	struct mh_bytes enc = {0};
 	struct mh_err err;
+	uint64_t started;
 
 	memset(&res, 0, sizeof(res));
 	if (mh_batch_decode(e->value, e->len, &b, &err) < 0) {
@@ -140,7 +153,16 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
 		return 0;
 	}
+	if (mh_job_park_batch(t->rq, b.job_id, e->value, e->len, &err) == 1) {
+		/* paused: held in Redis until resumed */
+		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
+		mh_batch_cleanup(&b);
+		return 0;
+	}
+	started = t->last_batch_ms = mh_now_ms();
 	run_batch(t, &b, &res);
+	res.attempt = b.attempt;
+	res.elapsed_ms = mh_now_ms() - started;
 	res.job_id = b.job_id;
 	res.batch_id = b.batch_id;
 	res.folder_idx = b.folder_idx;
@@ -189,8 +211,10 @@ static void *thread_main(void *arg)
 					  1, on_batch, t, &err);
 		}
 		if (n == 0)
-			n = rq_xreadgroup(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, t->consumer, 1000, 1, on_batch, t,
+			n = rq_xreadgroup(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, t->consumer, 500, 1, on_batch, t,
 					  &err);
+		if (n == 0 && t->have_spec && mh_now_ms() - t->last_batch_ms > WORKER_IDLE_CLOSE_MS)
+			forget_job(t);
 		if (n < 0) {
 			mh_warn("worker", "redis: %s; reconnecting", err.detail);
 			rq_free(&t->rq);

@@ -77,6 +77,8 @@ static void result_fill(struct mh_batch_result *r, size_t count, bool batch_erro
 	r->batch_id = 99;
 	r->folder_idx = 4;
 	r->worker = strdup("worker-1:1234");
+	r->attempt = 3;
+	r->elapsed_ms = 1234567;
 	r->count = count;
 	if (count > 0) {
 		r->msgs = calloc(count, sizeof(*r->msgs));
@@ -204,6 +206,8 @@ static void result_check_round_trip(size_t count, bool batch_error)
 	assert_true(r.batch_id == q.batch_id);
 	assert_int_equal(r.folder_idx, q.folder_idx);
 	assert_string_equal(r.worker, q.worker);
+	assert_int_equal(r.attempt, q.attempt);
+	assert_true(r.elapsed_ms == q.elapsed_ms);
 	assert_str_eq_null(r.error, q.error);
 	assert_str_eq_null(r.detail, q.detail);
 	assert_int_equal(r.count, q.count);
@@ -561,6 +565,8 @@ static const struct field fields[] = {
 	{K_RESULT, P("b"), "batch_id", true, false},
 	{K_RESULT, P("fi"), "folder_idx", true, false},
 	{K_RESULT, P("w"), "worker", true, true},
+	{K_RESULT, P("at"), "attempt", true, false},
+	{K_RESULT, P("el"), "elapsed_ms", true, false},
 	{K_RESULT, P("m"), "msgs", true, false},
 	{K_RESULT, P("e"), "error", false, true},
 	{K_RESULT, P("d"), "detail", false, true},

@@ -1,0 +1,469 @@
+/* jobs.c - operating on jobs in a cluster: status, pause, resume, cancel, failures,
+ * requeue. Each talks to Redis only; coordinators and workers react to what changes. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "endpoint.h"
+#include "rq.h"
+#include "seal.h"
+#include "wire.h"
+
+struct jobs_args {
+	const char *redis_url;
+	bool json, csv;
+	const char *folder;
+	uint64_t batch;
+	bool have_batch;
+	const char *error;
+	const char *seal_key_file;
+	const char *from_password_file, *to_password_file;
+	char **jobs;
+	int job_count;
+};
+
+static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_args *a)
+{
+	enum { O_REDIS = 256, O_JSON, O_CSV, O_FOLDER, O_BATCH, O_ERROR, O_SEAL, O_FROM_PW, O_TO_PW };
+	static const struct option opts[] = {
+		{"redis", required_argument, NULL, O_REDIS},
+		{"json", no_argument, NULL, O_JSON},
+		{"csv", no_argument, NULL, O_CSV},
+		{"folder", required_argument, NULL, O_FOLDER},
+		{"batch", required_argument, NULL, O_BATCH},
+		{"error", required_argument, NULL, O_ERROR},
+		{"seal-key-file", required_argument, NULL, O_SEAL},
+		{"from-password-file", required_argument, NULL, O_FROM_PW},
+		{"to-password-file", required_argument, NULL, O_TO_PW},
+		{NULL, 0, NULL, 0},
+	};
+	const char *env = getenv("MAILHAUL_REDIS");
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->redis_url = env != NULL && env[0] != '\0' ? env : "redis://127.0.0.1:6379";
+	a->seal_key_file = getenv("MAILHAUL_SEAL_KEY_FILE");
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case O_REDIS: a->redis_url = optarg; break;
+		case O_JSON: a->json = true; break;
+		case O_CSV: a->csv = true; break;
+		case O_FOLDER: a->folder = optarg; break;
+		case O_BATCH: {
+			char *end;
+			a->batch = strtoull(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0') {
+				fprintf(stderr, "mailhaul %s: --batch takes a batch number\n", cmd);
+				return -1;
+			}
+			a->have_batch = true;
+			break;
+		}
+		case O_ERROR: a->error = optarg; break;
+		case O_SEAL: a->seal_key_file = optarg; break;
+		case O_FROM_PW: a->from_password_file = optarg; break;
+		case O_TO_PW: a->to_password_file = optarg; break;
+		default:
+			fprintf(stderr, "mailhaul %s: unknown option (see mailhaul help)\n", cmd);
+			return -1;
+		}
+	}
+	a->jobs = argv + optind;
+	a->job_count = argc - optind;
+	return 0;
+}
+
+static struct rq *connect_or_say(const char *cmd, const char *url)
+{
+	struct mh_err err;
+	struct rq *q = rq_connect(url, 5000, &err);
+
+	if (q == NULL)
+		fprintf(stderr, "mailhaul %s: %s: %s\n  fix: %s\n", cmd, mh_err_text(err.code), err.detail,
+			mh_err_fix(err.code));
+	return q;
+}
+
+/* --- status ---------------------------------------------------------------------------- */
+
+static void status_line(const struct mh_job_summary *s)
+{
+	const struct mh_counts *c = &s->counts;
+	uint64_t end = s->ended_ms ? s->ended_ms : mh_now_ms();
+	double secs = s->started_ms && end > s->started_ms ? (double)(end - s->started_ms) / 1000.0 : 0;
+	uint64_t done_bytes = c->copied_bytes + c->skipped_bytes + c->failed_bytes;
+	char moved[32], total[32], eta[32] = "-";
+	double rate = secs > 0 ? (double)c->copied / secs : 0;
+
+	format_bytes(moved, sizeof(moved), done_bytes);
+	format_bytes(total, sizeof(total), c->bytes);
+	if (!mh_job_state_is_final(s->state) && secs > 0 && c->copied_bytes > 0 && c->bytes > done_bytes) {
+		double left = (double)(c->bytes - done_bytes) / ((double)c->copied_bytes / secs);
+		snprintf(eta, sizeof(eta), "%lu:%02lu", (unsigned long)left / 60, (unsigned long)left % 60);
+	}
+	printf("%-20s %-9s %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %10s %10s %7.0f/s %6s  %s -> %s\n",
+	       s->job_id, mh_job_state_name(s->state), c->messages, c->copied, c->skipped, c->failed, moved, total,
+	       rate, eta, s->src, s->dst);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct jobs_args a;
+	struct rq *q;
+	char **ids = NULL;
+	size_t n = 0;
+	struct mh_err err;
+	int rc = MH_EXIT_OK;
+
+	if (parse_jobs_args("status", argc, argv, &a) < 0)
+		return MH_EXIT_USAGE;
+	if ((q = connect_or_say("status", a.redis_url)) == NULL)
+		return MH_EXIT_CONNECT;
+	if (a.job_count == 0) {
+		if (mh_job_list(q, 1000, &ids, &n, &err) < 0) {
+			fprintf(stderr, "mailhaul status: %s\n", err.detail);
+			rq_free(&q);
+			return MH_EXIT_FAILED;
+		}
+	} else {
+		ids = calloc((size_t)a.job_count, sizeof(*ids));
+		if (ids == NULL)
+			abort();
+		for (int i = 0; i < a.job_count; i++)
+			ids[n++] = strdup(a.jobs[i]);
+	}
+	if (a.json)
+		fputs("[", stdout);
+	else
+		printf("%-20s %-9s %7s %7s %7s %7s %10s %10s %9s %6s  %s\n", "JOB", "STATE", "TOTAL", "COPIED",
+		       "SKIPPED", "FAILED", "DONE", "OF", "RATE", "ETA", "SOURCE -> TARGET");
+	for (size_t i = 0; i < n; i++) {
+		struct mh_job_summary s;
+
+		if (mh_job_load_summary(q, ids[i], a.json, &s, &err) < 0) {
+			fprintf(stderr, "mailhaul status: %s\n", err.detail);
+			rc = MH_EXIT_FAILED;
+			continue;
+		}
+		if (a.json) {
+			if (i > 0)
+				fputs(",", stdout);
+			report_json_object(stdout, &s);
+		} else {
+			status_line(&s);
+		}
+		mh_job_summary_cleanup(&s);
+	}
+	if (a.json)
+		fputs("]\n", stdout);
+	mh_job_list_free(ids, n);
+	rq_free(&q);
+	return rc;
+}
+
+/* --- pause / resume / cancel ------------------------------------------------------------ */
+
+static int cmd_control(const char *cmd, int argc, char **argv)
+{
+	struct jobs_args a;
+	struct rq *q;
+	struct mh_err err;
+	int rc = MH_EXIT_OK;
+
+	if (parse_jobs_args(cmd, argc, argv, &a) < 0)
+		return MH_EXIT_USAGE;
+	if (a.job_count == 0) {
+		fprintf(stderr, "usage: mailhaul %s JOB...\n", cmd);
+		return MH_EXIT_USAGE;
+	}
+	if ((q = connect_or_say(cmd, a.redis_url)) == NULL)
+		return MH_EXIT_CONNECT;
+	for (int i = 0; i < a.job_count; i++) {
+		const char *id = a.jobs[i];
+		enum mh_job_state state;
+		int changed;
+
+		if (mh_job_get_state(q, id, &state, &err) < 0) {
+			fprintf(stderr, "mailhaul %s: no job %s\n", cmd, id);
+			rc = MH_EXIT_FAILED;
+			continue;
+		}
+		if (strcmp(cmd, "pause") == 0)
+			changed = mh_job_pause(q, id, &err);
+		else if (strcmp(cmd, "resume") == 0)
+			changed = mh_job_resume(q, id, &err);
+		else
+			changed = mh_job_cancel(q, id, &err);
+		if (changed > 0 && strcmp(cmd, "cancel") == 0)
+			mh_job_purge_credentials(q, id, &err);
+		if (changed < 0) {
+			fprintf(stderr, "mailhaul %s %s: %s\n", cmd, id, err.detail);
+			rc = MH_EXIT_FAILED;
+		} else if (changed == 0) {
+			fprintf(stderr, "mailhaul %s: job %s is %s: nothing to %s\n", cmd, id, mh_job_state_name(state),
+				cmd);
+			rc = MH_EXIT_FAILED;
+		} else {
+			mh_job_get_state(q, id, &state, &err);
+			printf("%s: %s\n", id, mh_job_state_name(state));
+		}
+	}
+	rq_free(&q);
+	return rc;
+}
+
+/* --- failures ------------------------------------------------------------------------- */
+
+static void csv_field(const char *s)
+{
+	fputc('"', stdout);
+	for (; *s != '\0'; s++) {
+		if (*s == '"')
+			fputc('"', stdout);
+		fputc(*s, stdout);
+	}
+	fputc('"', stdout);
+}
+
+static const char *failure_folder(const struct mh_job_summary *s, uint32_t idx)
+{
+	return idx < s->folder_count ? s->folders[idx].src : "?";
+}
+
+static int cmd_failures(int argc, char **argv)
+{
+	struct jobs_args a;
+	struct mh_job_summary s;
+	struct rq *q;
+	struct mh_err err;
+
+	if (parse_jobs_args("failures", argc, argv, &a) < 0)
+		return MH_EXIT_USAGE;
+	if (a.job_count != 1) {
+		fprintf(stderr, "usage: mailhaul failures JOB [--csv]\n");
+		return MH_EXIT_USAGE;
+	}
+	if ((q = connect_or_say("failures", a.redis_url)) == NULL)
+		return MH_EXIT_CONNECT;
+	if (mh_job_load_summary(q, a.jobs[0], 1, &s, &err) < 0) {
+		fprintf(stderr, "mailhaul failures: %s\n", err.detail);
+		rq_free(&q);
+		return MH_EXIT_FAILED;
+	}
+	if (a.csv)
+		puts("folder,uid,size,batch,error,explanation,fix,server_text");
+	for (size_t i = 0; i < s.failure_count; i++) {
+		const struct mh_failure *f = &s.failures[i];
+		enum mh_err_code code = mh_err_from_name(f->code);
+
+		if (a.csv) {
+			csv_field(failure_folder(&s, f->folder_idx));
+			printf(",%" PRIu32 ",%" PRIu64 ",%" PRIu64 ",%s,", f->uid, f->size, f->batch_id, f->code);
+			csv_field(mh_err_text(code));
+			fputc(',', stdout);
+			csv_field(mh_err_fix(code));
+			fputc(',', stdout);
+			csv_field(f->detail);
+			fputc('\n', stdout);
+		} else {
+			printf("%-24s UID %-8" PRIu32 " %10" PRIu64 " B  batch %-6" PRIu64 " %-16s %s\n",
+			       failure_folder(&s, f->folder_idx), f->uid, f->size, f->batch_id, f->code, f->detail);
+		}
+	}
+	if (!a.csv)
+		fprintf(stderr, "%zu failed messages in %s\n", s.failure_count, a.jobs[0]);
+	mh_job_summary_cleanup(&s);
+	rq_free(&q);
+	return MH_EXIT_OK;
+}
+
+/* --- requeue -------------------------------------------------------------------------- */
+
+/* A finished job keeps no credentials; a requeue needs them again. */
+static int restore_credentials(struct rq *q, const char *job_id, const struct jobs_args *a, struct mh_err *err)
+{
+	struct mh_job_spec spec;
+	struct mh_seal_key key;
+	struct mh_bytes enc = {0};
+	const char *env_name[2] = {"MAILHAUL_FROM_PASSWORD", "MAILHAUL_TO_PASSWORD"};
+	const char *files[2] = {a->from_password_file, a->to_password_file};
+	struct mh_wire_endpoint *sides[2];
+	char key_name[MH_KEY_MAX];
+	struct redisReply *r;
+	int rc = -1;
+
+	if (mh_job_load_spec(q, job_id, &spec, err) < 0)
+		return -1;
+	sides[0] = &spec.src;
+	sides[1] = &spec.dst;
+	if (spec.src.sealed_password.len > 0 && spec.dst.sealed_password.len > 0) {
+		mh_job_spec_cleanup(&spec);
+		return 0;
+	}
+	if (a->seal_key_file == NULL) {
+		mh_err_set(err, MH_E_NO_PASSWORD,
+			   "the job no longer holds its passwords: give --seal-key-file (or $MAILHAUL_SEAL_KEY_FILE) "
+			   "and the passwords (--from-password-file/--to-password-file or $MAILHAUL_FROM_PASSWORD/"
+			   "$MAILHAUL_TO_PASSWORD)");
+		goto out;
+	}
+	if (mh_seal_key_load(a->seal_key_file, &key, err) < 0)
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		char *pw = NULL;
+		const char *env = getenv(env_name[i]);
+
+		if (files[i] != NULL) {
+			if (mh_password_read_file(files[i], &pw, err) < 0)
+				goto out;
+		} else if (env != NULL && env[0] != '\0') {
+			pw = strdup(env);
+		} else {
+			mh_err_set(err, MH_E_NO_PASSWORD, "the job no longer holds its passwords: set $%s or give %s",
+				   env_name[i], i == 0 ? "--from-password-file" : "--to-password-file");
+			goto out;
+		}
+		mh_bytes_free(&sides[i]->sealed_password);
+		rc = mh_seal(&key, job_id, pw, strlen(pw), &sides[i]->sealed_password, err);
+		mh_secret_free(&pw);
+		if (rc < 0)
+			goto out;
+		rc = -1;
+	}
+	if (mh_job_spec_encode(&spec, &enc, err) < 0)
+		goto out;
+	mh_key_job(key_name, sizeof(key_name), job_id, NULL);
+	r = rq_command(q, err, "HSET %s spec %b", key_name, enc.data, enc.len);
+	if (r != NULL) {
+		rq_reply_free(r);
+		rc = 0;
+	}
+out:
+	explicit_bzero(&key, sizeof(key));
+	mh_bytes_free(&enc);
+	mh_job_spec_cleanup(&spec);
+	return rc;
+}
+
+static bool requeue_wanted(const struct jobs_args *a, const struct mh_job_summary *s, const struct mh_failure *f)
+{
+	if (a->folder != NULL && strcmp(failure_folder(s, f->folder_idx), a->folder) != 0)
+		return false;
+	if (a->have_batch && f->batch_id != a->batch)
+		return false;
+	if (a->error != NULL && strcmp(f->code, a->error) != 0)
+		return false;
+	return true;
+}
+
+/* Publishes the selected failures of one folder as fresh batches. */
+static int requeue_folder(struct rq *q, const struct mh_job_summary *s, uint32_t folder_idx,
+			  const struct mh_batch_msg *msgs, size_t n, size_t *batches_r, struct mh_err *err)
+{
+	enum { REQUEUE_BATCH = 200 };
+	struct mh_folder_ref f;
+	int rc = 0;
+
+	if (mh_job_load_folder(q, s->job_id, folder_idx, &f, err) < 0)
+		return -1;
+	for (size_t at = 0; at < n && rc == 0; at += REQUEUE_BATCH) {
+		struct mh_batch b = {
+			.job_id = (char *)s->job_id,
+			.folder_idx = folder_idx,
+			.src_folder = f.src_raw,
+			.dst_folder = f.dst_raw,
+			.src_uidvalidity = f.uidvalidity,
+			.count = n - at < REQUEUE_BATCH ? n - at : REQUEUE_BATCH,
+			.msgs = (struct mh_batch_msg *)&msgs[at],
+		};
+		struct mh_bytes enc = {0};
+
+		rc = mh_job_next_batch_id(q, s->job_id, &b.batch_id, err);
+		if (rc == 0)
+			rc = mh_batch_encode(&b, &enc, err);
+		if (rc == 0)
+			rc = rq_xadd(q, MH_STREAM_BATCHES, "b", enc.data, enc.len, NULL, err);
+		mh_bytes_free(&enc);
+		(*batches_r)++;
+	}
+	mh_folder_ref_cleanup(&f);
+	return rc;
+}
+
+static int cmd_requeue(int argc, char **argv)
+{
+	struct jobs_args a;
+	struct mh_job_summary s;
+	struct mh_batch_msg *msgs;
+	struct rq *q;
+	struct mh_err err;
+	size_t selected = 0, batches = 0;
+	int rc = MH_EXIT_OK;
+
+	if (parse_jobs_args("requeue", argc, argv, &a) < 0)
+		return MH_EXIT_USAGE;
+	if (a.job_count != 1) {
+		fprintf(stderr, "usage: mailhaul requeue JOB [--folder NAME] [--batch ID] [--error CODE]\n");
+		return MH_EXIT_USAGE;
+	}
+	if ((q = connect_or_say("requeue", a.redis_url)) == NULL)
+		return MH_EXIT_CONNECT;
+	if (mh_job_load_summary(q, a.jobs[0], 1, &s, &err) < 0) {
+		fprintf(stderr, "mailhaul requeue: %s\n", err.detail);
+		rq_free(&q);
+		return MH_EXIT_FAILED;
+	}
+	if (s.state == MH_JOB_CANCELLED || s.state == MH_JOB_PAUSED || s.state == MH_JOB_QUEUED ||
+	    s.state == MH_JOB_PLANNING) {
+		fprintf(stderr, "mailhaul requeue: job %s is %s\n", s.job_id, mh_job_state_name(s.state));
+		rc = MH_EXIT_FAILED;
+		goto out;
+	}
+	msgs = calloc(s.failure_count + 1, sizeof(*msgs));
+	if (msgs == NULL)
+		abort();
+	/* failures come in no order: take them folder by folder */
+	for (uint32_t fi = 0; fi < s.folder_count && rc == MH_EXIT_OK; fi++) {
+		size_t n = 0;
+		for (size_t i = 0; i < s.failure_count; i++)
+			if (s.failures[i].folder_idx == fi && requeue_wanted(&a, &s, &s.failures[i]))
+				msgs[n++] = (struct mh_batch_msg){s.failures[i].uid, s.failures[i].size};
+		if (n == 0)
+			continue;
+		if (selected == 0 && (restore_credentials(q, s.job_id, &a, &err) < 0 ||
+				      mh_job_reopen(q, s.job_id, &err) < 0)) {
+			fprintf(stderr, "mailhaul requeue: %s\n", err.detail);
+			rc = err.code == MH_E_NO_PASSWORD ? MH_EXIT_USAGE : MH_EXIT_FAILED;
+			break;
+		}
+		selected += n;
+		/* out of the counts first, so the reopened job is not complete until they return */
+		if (mh_job_unfail(q, s.job_id, fi, msgs, n, &err) < 0 ||
+		    requeue_folder(q, &s, fi, msgs, n, &batches, &err) < 0) {
+			fprintf(stderr, "mailhaul requeue: %s\n", err.detail);
+			rc = MH_EXIT_FAILED;
+		}
+	}
+	free(msgs);
+	if (rc == MH_EXIT_OK)
+		printf("%s: %zu failed messages requeued in %zu batches\n", s.job_id, selected, batches);
+out:
+	mh_job_summary_cleanup(&s);
+	rq_free(&q);
+	return rc;
+}
+
+int cmd_jobs(const char *cmd, int argc, char **argv)
+{
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc, argv);
+	if (strcmp(cmd, "failures") == 0)
+		return cmd_failures(argc, argv);
+	if (strcmp(cmd, "requeue") == 0)
+		return cmd_requeue(argc, argv);
+	return cmd_control(cmd, argc, argv);
+}
