@@ -43,6 +43,8 @@ struct mh_tls *mh_tls_new(const struct mh_tls_opts *opts, struct mh_err *err)
 	}
 	/* Many connections stay idle between commands: give the record buffers back. */
 	SSL_CTX_set_mode(tls->ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* no SSL_CTX_set_read_ahead: bytes OpenSSL buffers ahead are invisible to the event
+	 * loop's readiness checks, and connections stall (seen in test_imap_client) */
 #ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
 	/* IMAP frames its own data; a missing close_notify is just a closed connection
 	 * (OpenSSL 3 would report it as a protocol error otherwise). */
