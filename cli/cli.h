@@ -24,6 +24,18 @@ int cmd_keygen(int argc, char **argv);
 /* status, pause, resume, cancel, failures, requeue (jobs.c) */
 int cmd_jobs(const char *cmd, int argc, char **argv);
 
+/* --- spec.c: a job from two endpoints ------------------------------------------------- */
+struct mh_endpoint;
+struct mh_job_spec;
+/* Fills spec for a new job (id written into job_id, which spec points to): passwords
+ * sealed with key, ca_file made absolute into ca_path (PATH_MAX bytes). The sealed
+ * passwords are heap memory: free them with cli_spec_cleanup(). */
+int cli_build_spec(const struct mh_endpoint *from, const struct mh_endpoint *to, bool allow_plaintext,
+		   bool insecure, const char *ca_file, const struct mh_seal_key *key, struct mh_job_spec *spec,
+		   char *job_id, char *ca_path, struct mh_err *err);
+void cli_spec_cleanup(struct mh_job_spec *spec);
+int cmd_submit(int argc, char **argv);
+
 /* --- embedded.c: a private Redis plus in-process coordinator and workers ------------- */
 struct embedded;
 /* Starts redis-server on a unix socket in a private temp dir (no TCP port, no

@@ -16,6 +16,7 @@ static void usage(FILE *out)
 	      "\n"
 	      "commands:\n"
 	      "  migrate --from URL --to URL   copy one mailbox, server to server (see: mailhaul migrate --help)\n"
+	      "  submit FILE.csv               one job per row of a bulk file (see: mailhaul submit --help)\n"
 	      "  status [JOB...] [--json]      jobs in the cluster: state, progress, rate, ETA\n"
 	      "  pause|resume|cancel JOB...    hold a job's batches back, release them, or stop the job\n"
 	      "  failures JOB [--csv]          the job's failed messages with the reason and the fix\n"
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
 	    strcmp(argv[1], "cancel") == 0 || strcmp(argv[1], "failures") == 0 || strcmp(argv[1], "requeue") == 0)
 		return cmd_jobs(argv[1], argc - 1, argv + 1);
+	if (strcmp(argv[1], "submit") == 0)
+		return cmd_submit(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keygen") == 0)
 		return cmd_keygen(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

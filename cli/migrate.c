@@ -202,43 +202,6 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 	return 0;
 }
 
-static int seal_side(const struct mh_seal_key *key, const char *job_id, const struct mh_endpoint *ep,
-		     struct mh_wire_endpoint *w, struct mh_err *err)
-{
-	w->proto = ep->proto;
-	w->security = ep->security;
-	w->host = (char *)ep->host;
-	w->port = ep->port;
-	w->user = (char *)ep->user;
-	return mh_seal(key, job_id, ep->password, strlen(ep->password), &w->sealed_password, err);
-}
-
-static int build_spec(const struct migrate_args *a, const struct mh_seal_key *key, struct mh_job_spec *spec,
-		      char *ca_path, struct mh_err *err)
-{
-	static char job_id[MH_JOB_ID_MAX];
-
-	memset(spec, 0, sizeof(*spec));
-	mh_job_id_new(job_id);
-	spec->job_id = job_id;
-	spec->created = (uint64_t)time(NULL);
-	if (a->allow_plaintext)
-		spec->flags |= MH_JOB_ALLOW_PLAINTEXT;
-	if (a->insecure)
-		spec->flags |= MH_JOB_INSECURE;
-	if (a->ca_file != NULL) {
-		/* workers may run elsewhere or in another directory: an absolute path */
-		if (realpath(a->ca_file, ca_path) == NULL)
-			return mh_err_set(err, MH_E_CONFIG_FILE, "--ca-file %s cannot be read", a->ca_file);
-		if (access(ca_path, R_OK) != 0)
-			return mh_err_set(err, MH_E_CONFIG_FILE, "--ca-file %s cannot be read", a->ca_file);
-		spec->ca_file = ca_path;
-	}
-	if (seal_side(key, job_id, &a->from, &spec->src, err) < 0 || seal_side(key, job_id, &a->to, &spec->dst, err) < 0)
-		return -1;
-	return 0;
-}
-
 static int exit_code_for(const struct mh_job_summary *s)
 {
 	enum mh_err_class cls;
@@ -291,7 +254,7 @@ int cmd_migrate(int argc, char **argv)
 	struct embedded *emb = NULL;
 	struct rq *q = NULL;
 	const char *redis_url;
-	char ca_path[PATH_MAX];
+	char ca_path[PATH_MAX], job_id[MH_JOB_ID_MAX];
 	struct mh_err err;
 	int rc = MH_EXIT_FAILED;
 
@@ -345,7 +308,9 @@ int cmd_migrate(int argc, char **argv)
 		fprintf(stderr, "mailhaul migrate: %s: %s\n", mh_err_text(err.code), err.detail);
 		goto out;
 	}
-	if (build_spec(&a, &key, &spec, ca_path, &err) < 0 || mh_job_submit(q, &spec, &err) < 0) {
+	if (cli_build_spec(&a.from, &a.to, a.allow_plaintext, a.insecure, a.ca_file, &key, &spec, job_id, ca_path,
+			   &err) < 0 ||
+	    mh_job_submit(q, &spec, &err) < 0) {
 		fprintf(stderr, "mailhaul migrate: %s\n", err.detail);
 		rc = err.code == MH_E_CONFIG_FILE ? MH_EXIT_USAGE : MH_EXIT_FAILED;
 		goto out;
@@ -366,8 +331,7 @@ int cmd_migrate(int argc, char **argv)
 	rc = interrupted ? MH_EXIT_FAILED : exit_code_for(&s);
 	mh_job_summary_cleanup(&s);
 out:
-	mh_bytes_free(&spec.src.sealed_password);
-	mh_bytes_free(&spec.dst.sealed_password);
+	cli_spec_cleanup(&spec);
 	rq_free(&q);
 	embedded_stop(&emb);
 	mh_endpoint_cleanup(&a.from);

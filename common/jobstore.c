@@ -357,9 +357,10 @@ int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const s
 		"  end\n"
 		"end\n"
 		"return 0\n";
-	enum { CHUNK = 500 };
-	const char *argv[8 + CHUNK * 2];
-	size_t argvlen[8 + CHUNK * 2];
+	/* EVAL, script, numkeys, 4 keys, folder; then uid and size per message */
+	enum { CHUNK = 500, FIXED = 3 + 4 + 1 };
+	const char *argv[FIXED + CHUNK * 2];
+	size_t argvlen[FIXED + CHUNK * 2];
 	char keys[4][MH_KEY_MAX], fidx[16], nums[CHUNK][2][24];
 
 	mh_key_job(keys[0], sizeof(keys[0]), job_id, NULL);
@@ -541,7 +542,8 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 			  const struct mh_msg_result *msgs, size_t count, struct mh_err *err)
 {
 	/* Chunks keep each script call (and its argv) small. */
-	enum { CHUNK = 200, FIXED = 8, PER_MSG = 6 };
+	/* EVAL, script, numkeys, 4 keys, folder, batch; then PER_MSG per message */
+	enum { CHUNK = 200, FIXED = 3 + 4 + 2, PER_MSG = 6 };
 	const char *argv[FIXED + CHUNK * PER_MSG];
 	size_t argvlen[FIXED + CHUNK * PER_MSG];
 	char keys[4][MH_KEY_MAX], fidx[16], bidx[24], nums[CHUNK][3][24];

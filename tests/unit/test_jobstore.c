@@ -1,0 +1,215 @@
+/* test_jobstore.c - a job's state in a real Redis: counting results once, failures
+ * replaced by later successes, requeue bookkeeping, job control transitions, retries.
+ * The group starts a private redis-server (redis_fixture.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobstore.h"
+#include "redis_fixture.h"
+#include "rq.h"
+#include "wire.h"
+
+static int group_setup(void **state)
+{
+	struct redis_fixture *f = calloc(1, sizeof(*f));
+
+	*state = f;
+	return f == NULL ? -1 : redis_fixture_start(f, "jobstore");
+}
+
+static int group_teardown(void **state)
+{
+	struct redis_fixture *f = *state;
+
+	if (f != NULL) {
+		redis_fixture_stop(f);
+		free(f);
+	}
+	return 0;
+}
+
+/* A connected, emptied database with one running job of `messages` planned messages. */
+static struct rq *fresh_job(void **state, const char *job, uint64_t messages)
+{
+	struct redis_fixture *f = redis_fixture_need(state);
+	struct mh_err err;
+	struct rq *q = rq_connect(f->url, 5000, &err);
+	struct mh_folder_ref ref = {"INBOX", "INBOX", "INBOX", "INBOX", 7};
+	char key[MH_KEY_MAX];
+
+	if (q == NULL)
+		fail_msg("rq_connect: %s", err.detail);
+	rq_reply_free(rq_command(q, &err, "FLUSHALL"));
+	mh_key_job(key, sizeof(key), job, NULL);
+	rq_reply_free(rq_command(q, &err, "HSET %s state running", key));
+	rq_reply_free(rq_command(q, &err, "SADD " MH_SET_ACTIVE " %s", job));
+	assert_int_equal(mh_job_add_folder(q, job, 0, &ref, messages, messages * 100, &err), 0);
+	assert_int_equal(mh_job_set_plan(q, job, 1, messages, messages * 100, 1, &err), 0);
+	return q;
+}
+
+static struct mh_counts counts(struct rq *q, const char *job)
+{
+	struct mh_job_summary s;
+	struct mh_err err;
+
+	assert_int_equal(mh_job_load_summary(q, job, 1, &s, &err), 0);
+	struct mh_counts c = s.counts;
+	assert_int_equal(s.folder_count, 1);
+	/* the folder's counters always agree with the job's (one folder) */
+	assert_true(s.folders[0].counts.copied == c.copied && s.folders[0].counts.failed == c.failed);
+	mh_job_summary_cleanup(&s);
+	return c;
+}
+
+static void results(struct mh_msg_result *m, size_t n, uint32_t first_uid, enum mh_msg_status st, const char *error)
+{
+	for (size_t i = 0; i < n; i++) {
+		m[i] = (struct mh_msg_result){.uid = first_uid + (uint32_t)i, .status = st, .bytes = 100,
+					      .dst_uid = st == MH_MSG_COPIED ? 1000 + (uint32_t)i : 0};
+		m[i].error = (char *)error;
+		m[i].detail = error != NULL ? "server said no" : NULL;
+	}
+}
+
+/* More results than one script call carries (chunks of 200) and each counted once. */
+static void test_record_many_results_counts_each_once(void **state)
+{
+	enum { N = 1000 };
+	struct mh_msg_result *m = calloc(N, sizeof(*m));
+	struct rq *q = fresh_job(state, "j-many", N);
+	struct mh_err err;
+	struct mh_counts c;
+
+	results(m, N, 1, MH_MSG_COPIED, NULL);
+	assert_int_equal(mh_job_record_results(q, "j-many", 0, 3, m, N, &err), 0);
+	assert_int_equal(mh_job_record_results(q, "j-many", 0, 3, m, N, &err), 0); /* redelivered */
+	c = counts(q, "j-many");
+	assert_true(c.copied == N && c.copied_bytes == N * 100 && c.failed == 0);
+	assert_true(mh_job_counts_complete(&c));
+	free(m);
+	rq_free(&q);
+}
+
+static void test_success_replaces_failure_but_not_the_reverse(void **state)
+{
+	struct mh_msg_result m[10];
+	struct rq *q = fresh_job(state, "j-replace", 10);
+	struct mh_job_summary s;
+	struct mh_err err;
+	struct mh_counts c;
+
+	results(m, 10, 1, MH_MSG_FAILED, "OVER_QUOTA");
+	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 4, m, 10, &err), 0);
+	c = counts(q, "j-replace");
+	assert_true(c.failed == 10 && c.copied == 0);
+	assert_int_equal(mh_job_load_summary(q, "j-replace", 1, &s, &err), 0);
+	assert_int_equal(s.failure_count, 10);
+	assert_string_equal(s.failures[0].code, "OVER_QUOTA");
+	assert_true(s.failures[0].batch_id == 4);
+	assert_string_equal(s.failures[0].detail, "server said no");
+	mh_job_summary_cleanup(&s);
+
+	results(m, 4, 1, MH_MSG_COPIED, NULL);
+	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 5, m, 4, &err), 0);
+	c = counts(q, "j-replace");
+	assert_true(c.failed == 6 && c.copied == 4 && c.failed_bytes == 600);
+
+	results(m, 4, 1, MH_MSG_FAILED, "TIMEOUT"); /* a late failure never undoes a copy */
+	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 6, m, 4, &err), 0);
+	c = counts(q, "j-replace");
+	assert_true(c.failed == 6 && c.copied == 4);
+	rq_free(&q);
+}
+
+static void test_unfail_takes_failures_out_of_the_counts(void **state)
+{
+	struct mh_msg_result m[6];
+	struct mh_batch_msg again[3] = {{1, 100}, {2, 100}, {5, 100}};
+	struct rq *q = fresh_job(state, "j-unfail", 6);
+	struct mh_err err;
+	struct mh_counts c;
+
+	results(m, 3, 1, MH_MSG_FAILED, "OVER_QUOTA");
+	results(m + 3, 3, 4, MH_MSG_COPIED, NULL);
+	assert_int_equal(mh_job_record_results(q, "j-unfail", 0, 1, m, 6, &err), 0);
+	/* uid 5 was copied: unfail leaves it alone */
+	assert_int_equal(mh_job_unfail(q, "j-unfail", 0, again, 3, &err), 0);
+	c = counts(q, "j-unfail");
+	assert_true(c.failed == 1 && c.copied == 3);
+	assert_false(mh_job_counts_complete(&c));
+	rq_free(&q);
+}
+
+static enum mh_job_state state_of(struct rq *q, const char *job)
+{
+	enum mh_job_state st;
+	struct mh_err err;
+
+	assert_int_equal(mh_job_get_state(q, job, &st, &err), 0);
+	return st;
+}
+
+static void test_pause_parks_and_resume_releases(void **state)
+{
+	struct rq *q = fresh_job(state, "j-pause", 1);
+	struct mh_err err;
+	struct redisReply *r;
+
+	assert_int_equal(mh_job_park_batch(q, "j-pause", "b1", 2, &err), 0); /* running: not parked */
+	assert_int_equal(mh_job_pause(q, "j-pause", &err), 1);
+	assert_int_equal(state_of(q, "j-pause"), MH_JOB_PAUSED);
+	assert_int_equal(mh_job_pause(q, "j-pause", &err), 0);
+	assert_int_equal(mh_job_park_batch(q, "j-pause", "b1", 2, &err), 1);
+	assert_int_equal(mh_job_park_batch(q, "j-pause", "b2", 2, &err), 1);
+	assert_int_equal(mh_job_resume(q, "j-pause", &err), 1);
+	assert_int_equal(state_of(q, "j-pause"), MH_JOB_RUNNING);
+	r = rq_command(q, &err, "XLEN " MH_STREAM_BATCHES);
+	assert_non_null(r);
+	assert_int_equal(r->integer, 2);
+	rq_reply_free(r);
+	assert_int_equal(mh_job_resume(q, "j-pause", &err), 0);
+	assert_int_equal(mh_job_cancel(q, "j-pause", &err), 1);
+	assert_int_equal(state_of(q, "j-pause"), MH_JOB_CANCELLED);
+	assert_int_equal(mh_job_pause(q, "j-pause", &err), 0);
+	assert_int_equal(mh_job_reopen(q, "j-pause", &err), 0); /* cancelled stays cancelled */
+	rq_free(&q);
+}
+
+static void test_retry_waits_until_due(void **state)
+{
+	struct rq *q = fresh_job(state, "j-retry", 2);
+	struct mh_batch_msg msgs[2] = {{3, 10}, {4, 20}};
+	struct mh_batch b = {.job_id = "j-retry", .batch_id = 9, .src_folder = "INBOX", .dst_folder = "INBOX",
+			     .src_uidvalidity = 7, .attempt = 1, .count = 2, .msgs = msgs};
+	struct mh_err err;
+
+	assert_int_equal(mh_retry_schedule(q, &b, mh_now_ms() + 60000, &err), 0);
+	assert_int_equal(mh_retry_release_due(q, 10, &err), 0);
+	b.batch_id = 10;
+	assert_int_equal(mh_retry_schedule(q, &b, mh_now_ms() - 1, &err), 0);
+	assert_int_equal(mh_retry_release_due(q, 10, &err), 1);
+	assert_int_equal(mh_retry_release_due(q, 10, &err), 0);
+	rq_free(&q);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_record_many_results_counts_each_once),
+		cmocka_unit_test(test_success_replaces_failure_but_not_the_reverse),
+		cmocka_unit_test(test_unfail_takes_failures_out_of_the_counts),
+		cmocka_unit_test(test_pause_parks_and_resume_releases),
+		cmocka_unit_test(test_retry_waits_until_due),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
