@@ -25,6 +25,7 @@ struct submit_args {
 	struct mh_csv_defaults defaults;
 	const char *to_password_file;
 	char *to_password;
+	const char *ca_file; /* for rows that name none */
 };
 
 static void usage(FILE *out)
@@ -36,6 +37,7 @@ static void usage(FILE *out)
 	      "  --skip-invalid            queue the good rows even when some rows are bad\n"
 	      "  --dry-run                 validate only; queue nothing\n"
 	      "  --json                    print the created jobs as JSON\n"
+	      "  --ca-file F               also trust this CA for rows that name no ca_file\n"
 	      "for files without hosts (Microsoft 365 and imapsync formats):\n"
 	      "  --from-host H --from-port N --from-security tls|starttls|plain\n"
 	      "  --to-host H --to-port N --to-security tls|starttls|plain\n"
@@ -66,7 +68,7 @@ static int parse_port(const char *s, uint16_t *port)
 
 static int parse_submit_args(int argc, char **argv, struct submit_args *a)
 {
-	enum { O_REDIS = 256, O_SEAL, O_SKIP, O_JSON, O_DRY, O_FH, O_FP, O_FS, O_TH, O_TP, O_TS, O_TPW, O_HELP };
+	enum { O_REDIS = 256, O_SEAL, O_SKIP, O_JSON, O_DRY, O_FH, O_FP, O_FS, O_TH, O_TP, O_TS, O_TPW, O_CA, O_HELP };
 	static const struct option opts[] = {
 		{"redis", required_argument, NULL, O_REDIS},
 		{"seal-key-file", required_argument, NULL, O_SEAL},
@@ -80,6 +82,7 @@ static int parse_submit_args(int argc, char **argv, struct submit_args *a)
 		{"to-port", required_argument, NULL, O_TP},
 		{"to-security", required_argument, NULL, O_TS},
 		{"to-password-file", required_argument, NULL, O_TPW},
+		{"ca-file", required_argument, NULL, O_CA},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -118,6 +121,7 @@ static int parse_submit_args(int argc, char **argv, struct submit_args *a)
 			break;
 		}
 		case O_TPW: a->to_password_file = optarg; break;
+		case O_CA: a->ca_file = optarg; break;
 		case O_HELP: usage(stdout); exit(MH_EXIT_OK);
 		default: usage(stderr); return -1;
 		}
@@ -227,7 +231,8 @@ int cmd_submit(int argc, char **argv)
 			rc = MH_EXIT_FAILED;
 			continue;
 		}
-		if (cli_build_spec(&row->src, &row->dst, row->allow_plaintext, row->insecure, row->ca_file, &key, &spec,
+		if (cli_build_spec(&row->src, &row->dst, row->allow_plaintext, row->insecure,
+				   row->ca_file != NULL ? row->ca_file : a.ca_file, &key, &spec,
 				   job_id, ca_path, &err) < 0 ||
 		    mh_job_submit(q, &spec, &err) < 0) {
 			fprintf(stderr, "%s:%u: %s\n", a.file, row->line, err.detail);
