@@ -431,7 +431,7 @@ static int string_list(struct redisReply *r, char ***ids_r, size_t *count_r)
 
 int mh_job_list(struct rq *q, size_t max, char ***ids_r, size_t *count_r, struct mh_err *err)
 {
-	struct redisReply *r = rq_command(q, err, "ZREVRANGE mh:index 0 %zu", max > 0 ? max - 1 : 0);
+	struct redisReply *r = rq_command(q, err, "ZREVRANGE mh:index 0 %llu", (unsigned long long)(max > 0 ? max - 1 : 0));
 
 	if (r == NULL)
 		return -1;

@@ -23,11 +23,17 @@ for w in 1 2 3; do
 done
 
 users="ann bob cat dan eve fay"
-for u in $users; do
+for u in $users gus; do
     mh_adduser src "$u" "src-$u"
     mh_adduser dst "$u" "dst-$u"
+done
+mh_adduser dst gus dst-shared
+sleep 1.1 # Dovecot notices a changed passwd-file by its mtime, in whole seconds
+seed=0
+for u in $users; do
     for i in 1 2 3 4; do
-        mh_mailbox add-message --server "$MH_TMP/src" --user "$u" --password "src-$u" --seed "$i$u" \
+        seed=$((seed + 1))
+        mh_mailbox add-message --server "$MH_TMP/src" --user "$u" --password "src-$u" --seed "$seed" \
             --folder INBOX >/dev/null
     done
 done
@@ -53,8 +59,8 @@ echo "127.0.0.1,$src_IMAPS_PORT,tls,ann,src-ann,127.0.0.1,$dst_IMAPS_PORT,tls,an
 rc=0
 "$mh" submit "$MH_TMP/bad.csv" >"$MH_TMP/bad.out" 2>&1 || rc=$?
 mh_assert_eq "$rc" 2 "exit status for a file with bad rows"
-grep -q "bad.csv:10:.*port" "$MH_TMP/bad.out" || mh_fail "bad port not reported with its line: $(cat "$MH_TMP/bad.out")"
-grep -q "bad.csv:11:.*" "$MH_TMP/bad.out" || mh_fail "duplicate destination not reported: $(cat "$MH_TMP/bad.out")"
+grep -q "bad.csv:9:.*port" "$MH_TMP/bad.out" || mh_fail "bad port not reported with its line: $(cat "$MH_TMP/bad.out")"
+grep -q "bad.csv:10:.*already on line 3" "$MH_TMP/bad.out" || mh_fail "duplicate destination not reported: $(cat "$MH_TMP/bad.out")"
 grep -q "nothing queued" "$MH_TMP/bad.out" || mh_fail "no 'nothing queued'"
 grep -qE "src-|dst-|pw2" "$MH_TMP/bad.out" && mh_fail "a password was echoed: $(cat "$MH_TMP/bad.out")"
 mh_assert_eq "$("$mh" status --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 0 "jobs after a refused file"
@@ -89,8 +95,6 @@ for w in 1 2 3; do grep -q "batch\|consuming" "$MH_TMP/worker$w.log" && busy=$((
 [ "$busy" -ge 2 ] || mh_fail "the work was not shared between workers"
 
 mh_log "Microsoft 365 format (hosts and the destination password on the command line)"
-mh_adduser dst gus dst-shared
-mh_adduser src gus src-gus
 mh_mailbox add-message --server "$MH_TMP/src" --user gus --password src-gus --seed 5 >/dev/null
 printf 'EmailAddress,UserName,Password\r\ngus,gus,src-gus\r\n' >"$MH_TMP/m365.csv"
 echo dst-shared >"$MH_TMP/shared.pw"
