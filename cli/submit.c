@@ -157,6 +157,23 @@ static char *read_file(const char *path, size_t *len_r, struct mh_err *err)
 	return data;
 }
 
+/* Creates the job of one row. */
+static int submit_row(struct rq *q, const struct mh_seal_key *key, const struct mh_csv_row *row,
+		      const char *default_ca_file, char *job_id, struct mh_err *err)
+{
+	struct mh_job_spec spec;
+	char ca_path[PATH_MAX];
+	int rc;
+
+	if (cli_build_spec(&row->src, &row->dst, row->allow_plaintext, row->insecure,
+			   row->ca_file != NULL ? row->ca_file : default_ca_file, key, &spec, job_id, ca_path, err) < 0)
+		return -1;
+	spec.max_connections = row->max_connections;
+	rc = mh_job_submit(q, &spec, err);
+	cli_spec_cleanup(&spec);
+	return rc;
+}
+
 int cmd_submit(int argc, char **argv)
 {
 	struct submit_args a;
@@ -223,24 +240,18 @@ int cmd_submit(int argc, char **argv)
 		fputs("[", stdout);
 	for (size_t i = 0; i < res.row_count; i++) {
 		const struct mh_csv_row *row = &res.rows[i];
-		struct mh_job_spec spec;
-		char job_id[MH_JOB_ID_MAX], ca_path[PATH_MAX];
+		char job_id[MH_JOB_ID_MAX];
 
 		if (row->src.proto != MH_PROTO_IMAP) {
 			fprintf(stderr, "%s:%u: POP3 sources are not supported yet: row skipped\n", a.file, row->line);
 			rc = MH_EXIT_FAILED;
 			continue;
 		}
-		if (cli_build_spec(&row->src, &row->dst, row->allow_plaintext, row->insecure,
-				   row->ca_file != NULL ? row->ca_file : a.ca_file, &key, &spec,
-				   job_id, ca_path, &err) < 0 ||
-		    mh_job_submit(q, &spec, &err) < 0) {
+		if (submit_row(q, &key, row, a.ca_file, job_id, &err) < 0) {
 			fprintf(stderr, "%s:%u: %s\n", a.file, row->line, err.detail);
-			cli_spec_cleanup(&spec);
 			rc = MH_EXIT_FAILED;
 			continue;
 		}
-		cli_spec_cleanup(&spec);
 		if (a.json)
 			printf("%s{\"line\":%u,\"job\":\"%s\"}", queued > 0 ? "," : "", row->line, job_id);
 		else

@@ -1,6 +1,7 @@
 /* imap_connect.c - authenticated IMAP connections for a job's sides (see imap_connect.h). */
 #include "imap_connect.h"
 
+#include <event2/event.h>
 #include <string.h>
 
 #include "log.h"
@@ -69,6 +70,7 @@ int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum m
 	o.command_timeout_ms = opts != NULL ? opts->command_timeout_ms : 0;
 	o.trace = mh_trace_cb();
 	o.trace_ctx = (void *)mh_side_name(side);
+	conn->base = base;
 	conn->imap = imap_client_new(base, &o);
 	mh_secret_free(&password);
 	if (conn->imap == NULL) {
@@ -90,8 +92,54 @@ int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum m
 
 void mh_conn_close(struct mh_conn *conn)
 {
-	if (conn->imap != NULL)
+	struct mh_err err;
+
+	if (conn->imap != NULL) {
 		imap_client_free(&conn->imap);
+		/* bufferevents close their socket in a deferred callback: let it run now, so
+		 * that the slot given back below is really free at the server */
+		if (conn->base != NULL)
+			event_base_loop(conn->base, EVLOOP_NONBLOCK);
+	}
 	if (conn->tls != NULL)
 		mh_tls_free(&conn->tls);
+	if (conn->lease_q != NULL && conn->lease.held)
+		mh_limit_release(conn->lease_q, &conn->lease, &err); /* a failed release lapses by itself */
+	conn->lease_q = NULL;
+}
+
+int mh_conn_open_leased(struct event_base *base, struct rq *q, const char *holder, const struct mh_job_spec *spec,
+			enum mh_side side, const struct mh_seal_key *key, const struct mh_conn_opts *opts,
+			struct mh_conn *conn, unsigned *retry_ms_r, struct mh_err *err)
+{
+	const struct mh_wire_endpoint *ep = side == MH_SIDE_SOURCE ? &spec->src : &spec->dst;
+	struct mh_limit_target t = {
+		.proto = mh_proto_name(ep->proto),
+		.host = ep->host,
+		.port = ep->port,
+		.user = ep->user,
+		.account_max = spec->max_connections,
+	};
+	struct mh_lease lease;
+	int got;
+
+	memset(conn, 0, sizeof(*conn));
+	got = mh_limit_try_acquire(q, &t, holder, MH_CONN_LEASE_TTL_MS, &lease, retry_ms_r, err);
+	if (got <= 0)
+		return got;
+	if (mh_conn_open(base, spec, side, key, opts, conn, err) < 0) {
+		struct mh_err e2;
+		mh_limit_release(q, &lease, &e2);
+		return -1;
+	}
+	conn->lease = lease;
+	conn->lease_q = q;
+	return 1;
+}
+
+int mh_conn_refresh_lease(struct mh_conn *conn, struct mh_err *err)
+{
+	if (conn->lease_q == NULL || !conn->lease.held)
+		return 0;
+	return mh_limit_refresh(conn->lease_q, &conn->lease, MH_CONN_LEASE_TTL_MS, err);
 }

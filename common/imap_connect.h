@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "imap_client.h"
+#include "limit.h"
 #include "seal.h"
 #include "wire.h"
 
@@ -20,6 +21,9 @@ enum mh_side { MH_SIDE_SOURCE, MH_SIDE_TARGET };
 struct mh_conn {
 	struct imap_client *imap;
 	struct mh_tls *tls;
+	struct mh_lease lease; /* the fleet-wide connection slot it holds (limit.h) */
+	struct rq *lease_q;    /* where the lease lives; NULL when not leased */
+	struct event_base *base;
 };
 
 struct mh_conn_opts {
@@ -31,7 +35,23 @@ struct mh_conn_opts {
 int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum mh_side side,
 		 const struct mh_seal_key *key, const struct mh_conn_opts *opts, struct mh_conn *conn,
 		 struct mh_err *err);
+/* Closes the connection and then gives its lease back. Must not be called from inside
+ * one of base's callbacks (it runs base once to finish the close). */
 void mh_conn_close(struct mh_conn *conn);
+
+/* Leases last this long; holders refresh them at every batch (a batch running longer
+ * than this lets the slot lapse early, a soft overrun only). */
+#define MH_CONN_LEASE_TTL_MS 300000u
+
+/* Like mh_conn_open(), but first takes a fleet-wide slot for the account and its host
+ * (limit.h; the account limit is the job's max_connections, else the default), in Redis q.
+ * holder names the connection uniquely (e.g. "<consumer>-src"). Returns 1 when open, 0
+ * when a limit is full (*retry_ms_r says when a slot may free up), -1 on error. */
+int mh_conn_open_leased(struct event_base *base, struct rq *q, const char *holder, const struct mh_job_spec *spec,
+			enum mh_side side, const struct mh_seal_key *key, const struct mh_conn_opts *opts,
+			struct mh_conn *conn, unsigned *retry_ms_r, struct mh_err *err);
+/* Keeps an open connection's lease alive; -1 when it lapsed (close and reopen). */
+int mh_conn_refresh_lease(struct mh_conn *conn, struct mh_err *err);
 const char *mh_side_name(enum mh_side side); /* "source" / "target" */
 
 #endif

@@ -30,6 +30,7 @@
 #define K_FLAGS "fl", "flags"
 #define K_CREATED "ct", "created"
 #define K_CA_FILE "ca", "ca_file"
+#define K_MAX_CONN "mc", "max_connections"
 #define K_PROTO "pr", "proto"
 #define K_SECURITY "se", "security"
 #define K_HOST "h", "host"
@@ -202,13 +203,14 @@ int mh_job_spec_encode(const struct mh_job_spec *s, struct mh_bytes *out, struct
 	struct wenc e;
 
 	enc_init(&e);
-	enc_map(&e, 6 + (s->ca_file != NULL));
+	enc_map(&e, 7 + (s->ca_file != NULL));
 	enc_u64(&e, K_VERSION, MH_WIRE_VERSION);
 	enc_str(&e, K_JOB_ID, s->job_id);
 	enc_endpoint(&e, K_SRC, &s->src);
 	enc_endpoint(&e, K_DST, &s->dst);
 	enc_u64(&e, K_FLAGS, s->flags);
 	enc_u64(&e, K_CREATED, s->created);
+	enc_u64(&e, K_MAX_CONN, s->max_connections);
 	if (s->ca_file != NULL)
 		enc_str(&e, K_CA_FILE, s->ca_file);
 	return enc_finish(&e, "job spec", out, err);
@@ -595,7 +597,7 @@ int mh_job_spec_decode(const void *data, size_t len, struct mh_job_spec *s, stru
 	struct wdec d = {.what = "job spec", .path = "", .err = err};
 	msgpack_unpacked u;
 	const msgpack_object *root = &u.data;
-	uint64_t flags;
+	uint64_t flags, max_conn = 0;
 	int rc = -1;
 
 	memset(s, 0, sizeof(*s));
@@ -606,6 +608,7 @@ int mh_job_spec_decode(const void *data, size_t len, struct mh_job_spec *s, stru
 	    dec_endpoint(&d, root, K_DST, &s->dst) < 0 ||
 	    dec_u64(&d, root, K_FLAGS, 0, UINT32_MAX, &flags) < 0 ||
 	    dec_u64(&d, root, K_CREATED, 0, UINT64_MAX, &s->created) < 0 ||
+	    dec_u64(&d, root, K_MAX_CONN, 0, 1024, &max_conn) < 0 ||
 	    dec_str(&d, root, K_CA_FILE, false, &s->ca_file) < 0)
 		goto out;
 	if ((flags & ~(uint64_t)JOB_FLAGS_KNOWN) != 0) {
@@ -613,6 +616,7 @@ int mh_job_spec_decode(const void *data, size_t len, struct mh_job_spec *s, stru
 		goto out;
 	}
 	s->flags = (uint32_t)flags;
+	s->max_connections = (uint32_t)max_conn;
 	rc = 0;
 out:
 	msgpack_unpacked_destroy(&u);

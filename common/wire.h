@@ -44,6 +44,7 @@ struct mh_job_spec {
 	uint32_t flags;   /* MH_JOB_* */
 	char *ca_file;    /* path valid on coordinator and workers, or NULL */
 	uint64_t created; /* unix seconds */
+	uint32_t max_connections; /* per account and side, fleet-wide; 0: the default (limit.h) */
 };
 
 struct mh_batch_msg {

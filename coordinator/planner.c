@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "folder_map.h"
 #include "imap_connect.h"
@@ -707,6 +708,32 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 	return rc;
 }
 
+/* Opens one side under the fleet's connection limits, waiting (up to two minutes) for
+ * a slot when the account or server is busy. */
+static int open_side(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct mh_job_spec *spec,
+		     enum mh_side side, const struct mh_conn_opts *co, struct mh_conn *conn, struct mh_err *err)
+{
+	char holder[128];
+	uint64_t deadline = mh_now_ms() + 120000;
+
+	snprintf(holder, sizeof(holder), "planner-%s-%s", spec->job_id, mh_side_name(side));
+	for (;;) {
+		unsigned retry_ms = 0;
+		int got = mh_conn_open_leased(base, q, holder, spec, side, key, co, conn, &retry_ms, err);
+		struct timespec pause;
+
+		if (got != 0)
+			return got > 0 ? 0 : -1;
+		if (mh_now_ms() > deadline)
+			return mh_err_set(err, MH_E_THROTTLED, "every connection slot for this account is busy");
+		if (retry_ms < 100 || retry_ms > 2000)
+			retry_ms = retry_ms < 100 ? 100 : 2000;
+		pause.tv_sec = retry_ms / 1000;
+		pause.tv_nsec = (long)(retry_ms % 1000) * 1000000L;
+		nanosleep(&pause, NULL);
+	}
+}
+
 void planner_opts_default(struct planner_opts *o)
 {
 	o->batch_max_msgs = 500;
@@ -732,11 +759,11 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 		return -1;
 	if (mh_job_set_state(q, job_id, MH_JOB_PLANNING, NULL, err) < 0)
 		goto out;
-	if (mh_conn_open(base, &spec, MH_SIDE_SOURCE, key, &co, &p.src.conn, err) < 0) {
+	if (open_side(q, base, key, &spec, MH_SIDE_SOURCE, &co, &p.src.conn, err) < 0) {
 		mh_err_set(err, err->code, "source: %s", err->detail);
 		goto out;
 	}
-	if (mh_conn_open(base, &spec, MH_SIDE_TARGET, key, &co, &p.dst.conn, err) < 0) {
+	if (open_side(q, base, key, &spec, MH_SIDE_TARGET, &co, &p.dst.conn, err) < 0) {
 		mh_err_set(err, err->code, "target: %s", err->detail);
 		goto out;
 	}

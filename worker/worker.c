@@ -52,10 +52,17 @@ static void forget_job(struct worker_thread *t)
 	t->job_id[0] = '\0';
 }
 
-/* Makes sure both connections for b's job are open. */
-static int ensure_connections(struct worker_thread *t, const struct mh_batch *b, struct mh_err *err)
+/* Makes sure both connections for b's job are open, each holding its fleet-wide slot.
+ * Returns 1 when ready, 0 when a connection limit is full (*retry_ms_r: when to try
+ * again), -1 on error. */
+static int ensure_connections(struct worker_thread *t, const struct mh_batch *b, unsigned *retry_ms_r,
+			      struct mh_err *err)
 {
 	struct mh_conn_opts co = {.command_timeout_ms = t->opts->command_timeout_ms};
+	struct { struct mh_conn *conn; enum mh_side side; const char *suffix; } sides[2] = {
+		{&t->src, MH_SIDE_SOURCE, "src"},
+		{&t->dst, MH_SIDE_TARGET, "dst"},
+	};
 
 	if (!t->have_spec || strcmp(t->job_id, b->job_id) != 0) {
 		forget_job(t);
@@ -64,19 +71,29 @@ static int ensure_connections(struct worker_thread *t, const struct mh_batch *b,
 		t->have_spec = true;
 		snprintf(t->job_id, sizeof(t->job_id), "%s", b->job_id);
 	}
-	if (t->src.imap != NULL && !imap_client_is_open(t->src.imap))
-		mh_conn_close(&t->src);
-	if (t->dst.imap != NULL && !imap_client_is_open(t->dst.imap))
-		mh_conn_close(&t->dst);
-	if (t->src.imap == NULL) {
-		copy_source_state_reset(&t->src_state);
-		if (mh_conn_open(t->base, &t->spec, MH_SIDE_SOURCE, t->opts->seal_key, &co, &t->src, err) < 0)
-			return -1;
+	for (int i = 0; i < 2; i++) {
+		struct mh_conn *c = sides[i].conn;
+		char holder[160];
+		struct mh_err lapsed;
+		int got;
+
+		/* a lapsed slot may have been given to someone else: reconnect under a new one */
+		if (c->imap != NULL && (!imap_client_is_open(c->imap) || mh_conn_refresh_lease(c, &lapsed) < 0)) {
+			mh_conn_close(c);
+			if (sides[i].side == MH_SIDE_SOURCE)
+				copy_source_state_reset(&t->src_state);
+		}
+		if (c->imap != NULL)
+			continue;
+		if (sides[i].side == MH_SIDE_SOURCE)
+			copy_source_state_reset(&t->src_state);
+		snprintf(holder, sizeof(holder), "%s-%s", t->consumer, sides[i].suffix);
+		got = mh_conn_open_leased(t->base, t->rq, holder, &t->spec, sides[i].side, t->opts->seal_key, &co, c,
+					  retry_ms_r, err);
+		if (got <= 0)
+			return got;
 	}
-	if (t->dst.imap == NULL &&
-	    mh_conn_open(t->base, &t->spec, MH_SIDE_TARGET, t->opts->seal_key, &co, &t->dst, err) < 0)
-		return -1;
-	return 0;
+	return 1;
 }
 
 static void fail_batch(const struct mh_batch *b, struct mh_batch_result *res, const struct mh_err *e)
@@ -96,26 +113,48 @@ static void fail_batch(const struct mh_batch *b, struct mh_batch_result *res, co
 	res->detail = e->detail[0] != '\0' ? strdup(e->detail) : NULL;
 }
 
-static void run_batch(struct worker_thread *t, const struct mh_batch *b, struct mh_batch_result *res)
+/* Returns false when the batch could not start for lack of a connection slot; it then
+ * goes back to the retry schedule and no result is published. */
+static bool run_batch(struct worker_thread *t, const struct mh_batch *b, struct mh_batch_result *res)
 {
 	enum mh_job_state state;
 	struct mh_err e;
 	uint64_t t0 = mh_now_ms();
 	size_t copied = 0, failed = 0;
 	bool account_problem = false;
+	unsigned retry_ms = 0;
+	int ready;
 
 	mh_err_clear(&e);
 	if (mh_job_get_state(t->rq, b->job_id, &state, &e) == 0 && state == MH_JOB_CANCELLED) {
 		mh_err_set(&e, MH_E_CANCELED, "job %s was cancelled", b->job_id);
 		fail_batch(b, res, &e);
-		return;
+		return true;
 	}
-	if (ensure_connections(t, b, &e) < 0) {
+	ready = ensure_connections(t, b, &retry_ms, &e);
+	if (ready == 0) {
+		/* every slot of this account or server is taken: let the batch wait in Redis,
+		 * not in our hands */
+		if (retry_ms < 200)
+			retry_ms = 200;
+		/* the hint is when the oldest slot expires, but slots are usually given back far
+		 * sooner (a job ends, an idle connection closes): look again soon */
+		if (retry_ms > 2000)
+			retry_ms = 2000;
+		mh_debug("worker", "batch %s/%" PRIu64 ": connection limit reached, back in %u ms", b->job_id,
+			 b->batch_id, retry_ms);
+		drop_connections(t);
+		if (mh_retry_schedule(t->rq, b, mh_now_ms() + retry_ms, &e) == 0)
+			return false;
+		mh_err_set(&e, MH_E_REDIS, "cannot defer the batch: %s", e.detail);
+		ready = -1;
+	}
+	if (ready < 0) {
 		mh_warn("worker", "batch %s/%" PRIu64 ": %s: %s (%s)", b->job_id, b->batch_id, mh_err_name(e.code),
 			mh_err_text(e.code), e.detail);
 		drop_connections(t);
 		fail_batch(b, res, &e);
-		return;
+		return true;
 	}
 	if (copy_batch(t->base, t->src.imap, t->dst.imap, &t->src_state, b, res, &e) < 0) {
 		mh_warn("worker", "batch %s/%" PRIu64 ": %s (%s); reconnecting", b->job_id, b->batch_id,
@@ -135,6 +174,7 @@ static void run_batch(struct worker_thread *t, const struct mh_batch *b, struct 
 		drop_connections(t);
 	mh_debug("worker", "batch %s/%" PRIu64 " %s: %zu copied, %zu failed in %" PRIu64 " ms", b->job_id,
 		 b->batch_id, b->src_folder, copied, failed, mh_now_ms() - t0);
+	return true;
 }
 
 static int on_batch(void *ctx, const struct rq_entry *e)
@@ -160,7 +200,12 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 		return 0;
 	}
 	started = t->last_batch_ms = mh_now_ms();
-	run_batch(t, &b, &res);
+	if (!run_batch(t, &b, &res)) {
+		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
+		mh_batch_result_cleanup(&res);
+		mh_batch_cleanup(&b);
+		return 0;
+	}
 	res.attempt = b.attempt;
 	res.elapsed_ms = mh_now_ms() - started;
 	res.job_id = b.job_id;

@@ -28,7 +28,7 @@ expect 2 'unknown command' -- frobnicate
 expect 2 'scheme|URL' -- migrate --from "http://carol@127.0.0.1:1" --to "$good"
 expect 2 'port' -- migrate --from "imap://carol@127.0.0.1:99999" --to "$good"
 MAILHAUL_FROM_PASSWORD= expect 2 'no password' -- migrate --from "$good" --to "$good" --ca-file "$MH_CA_FILE"
-expect 2 'ca-file' -- migrate --from "$good" --to "$good" --ca-file /nonexistent/ca.pem
+expect 2 'CA file .* cannot be read' -- migrate --from "$good" --to "$good" --ca-file /nonexistent/ca.pem
 
 MAILHAUL_FROM_PASSWORD=wrong-password expect 3 'AUTH_FAILED' -- \
     migrate --from "$good" --to "$good" --ca-file "$MH_CA_FILE" --quiet

@@ -41,6 +41,7 @@ static void job_fill(struct mh_job_spec *s, bool full)
 	s->dst.port = 65535;
 	s->dst.user = strdup("");
 	s->created = UINT64_MAX;
+	s->max_connections = 3;
 	if (full) {
 		bytes_set(&s->src.sealed_password, "sealed\0with\0nul", 15);
 		bytes_set(&s->dst.sealed_password, "x", 1);
@@ -144,6 +145,7 @@ static void job_check_round_trip(bool full)
 	assert_int_equal(s.flags, t.flags);
 	assert_str_eq_null(s.ca_file, t.ca_file);
 	assert_true(s.created == t.created);
+	assert_int_equal(s.max_connections, t.max_connections);
 	mh_job_spec_cleanup(&t);
 	mh_job_spec_cleanup(&s);
 	mh_bytes_free(&enc);
@@ -542,6 +544,7 @@ static const struct field fields[] = {
 	{K_JOB, P("dst"), "dst", true, false},
 	{K_JOB, P("fl"), "flags", true, false},
 	{K_JOB, P("ct"), "created", true, false},
+	{K_JOB, P("mc"), "max_connections", true, false},
 	{K_JOB, P("ca"), "ca_file", false, true},
 	{K_JOB, P("src", "pr"), "src.proto", true, false},
 	{K_JOB, P("src", "se"), "src.security", true, false},
