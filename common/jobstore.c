@@ -102,9 +102,13 @@ int mh_job_submit(struct rq *q, const struct mh_job_spec *spec, struct mh_err *e
 	snprintf(ep.user, sizeof(ep.user), "%s", spec->dst.user);
 	mh_endpoint_format(&ep, dst, sizeof(dst));
 
-	rc = simple(q, err,
-		    rq_command(q, err, "HSET %s spec %b state queued created %" PRIu64 " src %s dst %s", key,
-			       enc.data, enc.len, mh_now_ms(), src, dst));
+	{
+		char server[MH_KEY_MAX];
+		mh_key_server(server, sizeof(server), spec->dst.host, spec->dst.port);
+		rc = simple(q, err,
+			    rq_command(q, err, "HSET %s spec %b state queued created %" PRIu64 " src %s dst %s server %s",
+				       key, enc.data, enc.len, mh_now_ms(), src, dst, server));
+	}
 	mh_bytes_free(&enc);
 	if (rc < 0)
 		return -1;
@@ -456,6 +460,51 @@ void mh_job_list_free(char **ids, size_t count)
 	for (size_t i = 0; i < count; i++)
 		free(ids[i]);
 	free(ids);
+}
+
+void mh_key_server(char *buf, size_t len, const char *host, uint16_t port)
+{
+	snprintf(buf, len, "mh:server:%s:%u", host, (unsigned)port);
+}
+
+int mh_batch_size_get(struct rq *q, const char *server_key, unsigned start, unsigned max, unsigned *size_r,
+		      struct mh_err *err)
+{
+	struct redisReply *r = rq_command(q, err, "HGET %s batch", server_key);
+	unsigned long v = start;
+
+	if (r == NULL)
+		return -1;
+	if (r->type == REDIS_REPLY_STRING)
+		v = strtoul(r->str, NULL, 10);
+	rq_reply_free(r);
+	if (v < MH_BATCH_MIN)
+		v = MH_BATCH_MIN;
+	if (v > max)
+		v = max;
+	*size_r = (unsigned)v;
+	return 0;
+}
+
+int mh_batch_size_observe(struct rq *q, const char *server_key, int outcome, unsigned start, unsigned max,
+			  struct mh_err *err)
+{
+	static const char script[] =
+		"local v = tonumber(redis.call('HGET', KEYS[1], 'batch') or ARGV[2])\n"
+		"if ARGV[1] == '1' then v = v + math.max(1, math.floor(v / 4)) else v = math.floor(v / 2) end\n"
+		"v = math.min(tonumber(ARGV[4]), math.max(tonumber(ARGV[3]), v))\n"
+		"redis.call('HSET', KEYS[1], 'batch', v)\n"
+		"return v\n";
+	struct redisReply *r;
+
+	if (outcome == 0)
+		return 0;
+	r = rq_command(q, err, "EVAL %s 1 %s %d %u %u %u", script, server_key, outcome > 0 ? 1 : -1, start,
+		       MH_BATCH_MIN, max);
+	if (r == NULL)
+		return -1;
+	rq_reply_free(r);
+	return 0;
 }
 
 int mh_retry_schedule(struct rq *q, const struct mh_batch *b, uint64_t due_ms, struct mh_err *err)

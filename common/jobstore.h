@@ -103,6 +103,19 @@ void mh_job_list_free(char **ids, size_t count);
 /* Jobs not yet final. */
 int mh_job_list_active(struct rq *q, char ***ids_r, size_t *count_r, struct mh_err *err);
 
+/* Adaptive batch sizes, per target server ("mh:server:<host>:<port>" hash, field "batch"):
+ * new jobs to a server are planned with its current size, which starts at `start`,
+ * grows by a quarter (at least one) after a batch that ended fast and clean, and halves
+ * after one with transient trouble (timeouts, lost connections, throttling), always
+ * between MH_BATCH_MIN and max. */
+#define MH_BATCH_MIN 10u
+void mh_key_server(char *buf, size_t len, const char *host, uint16_t port);
+int mh_batch_size_get(struct rq *q, const char *server_key, unsigned start, unsigned max, unsigned *size_r,
+		      struct mh_err *err);
+/* outcome: +1 fast and clean, -1 troubled, 0 neither (leave it). */
+int mh_batch_size_observe(struct rq *q, const char *server_key, int outcome, unsigned start, unsigned max,
+			  struct mh_err *err);
+
 /* Retries: a batch waits in mh:retry until due_ms, then goes back on mh:batches. */
 int mh_retry_schedule(struct rq *q, const struct mh_batch *b, uint64_t due_ms, struct mh_err *err);
 /* Moves up to max due batches to mh:batches atomically; returns how many, or -1. */

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include "jobstore.h"
 #include "log.h"
 #include "rq.h"
@@ -116,6 +118,37 @@ static int schedule_retry(struct coordinator *c, const struct mh_batch_result *r
 	return rc;
 }
 
+/* Fast and clean batches let the target server's batch size grow; transient trouble
+ * shrinks it (jobstore.h). A batch is fast when it took under half a minute. */
+static void observe_batch(struct coordinator *c, const struct mh_batch_result *r)
+{
+	const struct planner_opts *po = &c->opts->planner;
+	char key[MH_KEY_MAX], server[MH_KEY_MAX];
+	struct redisReply *reply;
+	struct mh_err err;
+	int outcome = r->count > 0 && r->elapsed_ms < 30000 ? 1 : 0;
+
+	for (size_t i = 0; i < r->count; i++) {
+		const struct mh_msg_result *m = &r->msgs[i];
+		if (m->status != MH_MSG_FAILED)
+			continue;
+		outcome = m->error != NULL && mh_err_is_transient(mh_err_from_name(m->error)) ? -1 : 0;
+		if (outcome < 0)
+			break;
+	}
+	if (outcome == 0)
+		return;
+	mh_key_job(key, sizeof(key), r->job_id, NULL);
+	reply = rq_command(c->q, &err, "HGET %s server", key);
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_STRING) {
+		snprintf(server, sizeof(server), "%s", reply->str);
+		mh_batch_size_observe(c->q, server, outcome, po->batch_start_msgs, po->batch_max_msgs, &err);
+	}
+	rq_reply_free(reply);
+}
+
 static int on_result(void *ctx, const struct rq_entry *e)
 {
 	struct coordinator *c = ctx;
@@ -152,6 +185,7 @@ static int on_result(void *ctx, const struct rq_entry *e)
 	if (rc < 0) {
 		mh_error("coordinator", "%s: cannot record results: %s", r.job_id, err.detail);
 	} else {
+		observe_batch(c, &r);
 		maybe_finish(c, r.job_id);
 		rq_xack(c->q, MH_STREAM_RESULTS, MH_GROUP_COORDINATORS, e->id, &err);
 	}

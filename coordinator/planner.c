@@ -68,6 +68,7 @@ struct plan {
 	struct plan_box *box;   /* EXAMINE/FETCH target */
 
 	uint64_t total_msgs, total_bytes, batches;
+	unsigned batch_msgs; /* this job's batch size (adaptive, per target server) */
 };
 
 /* --- running one command to completion -------------------------------------------- */
@@ -521,7 +522,7 @@ static int plan_folder_batches(struct plan *p, uint32_t idx, const struct plan_f
 	b.src_folder = sf->name;
 	b.dst_folder = (char *)dst_name;
 	b.src_uidvalidity = src->uidvalidity;
-	b.msgs = calloc(o->batch_max_msgs + 1, sizeof(*b.msgs));
+	b.msgs = calloc(p->batch_msgs + 1, sizeof(*b.msgs));
 	skipped = calloc(src->count + 1, sizeof(*skipped));
 	if (b.msgs == NULL || skipped == NULL)
 		abort();
@@ -541,7 +542,7 @@ static int plan_folder_batches(struct plan *p, uint32_t idx, const struct plan_f
 			rc = publish_batch(p, &alone, err);
 			continue;
 		}
-		if (b.count > 0 && (b.count >= o->batch_max_msgs || bytes + m->size > o->batch_max_bytes)) {
+		if (b.count > 0 && (b.count >= p->batch_msgs || bytes + m->size > o->batch_max_bytes)) {
 			rc = publish_batch(p, &b, err);
 			bytes = 0;
 		}
@@ -737,6 +738,7 @@ static int open_side(struct rq *q, struct event_base *base, const struct mh_seal
 void planner_opts_default(struct planner_opts *o)
 {
 	o->batch_max_msgs = 500;
+	o->batch_start_msgs = 100;
 	o->batch_max_bytes = 32u * 1024 * 1024;
 	o->large_msg_bytes = 8u * 1024 * 1024;
 	o->command_timeout_ms = 0;
@@ -769,6 +771,14 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 	}
 	if (list_folders(&p, &p.src, err) < 0 || list_folders(&p, &p.dst, err) < 0)
 		goto out;
+	{
+		/* this server's batch size as learnt so far (see jobstore.h) */
+		char server[MH_KEY_MAX];
+		unsigned start = o->batch_start_msgs < o->batch_max_msgs ? o->batch_start_msgs : o->batch_max_msgs;
+		mh_key_server(server, sizeof(server), spec.dst.host, spec.dst.port);
+		if (mh_batch_size_get(q, server, start, o->batch_max_msgs, &p.batch_msgs, err) < 0)
+			goto out;
+	}
 	if (plan_folders(&p, err) < 0)
 		goto out;
 	rc = mh_job_planned(q, job_id, err) < 0 ? -1 : 0;

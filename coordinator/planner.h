@@ -23,7 +23,8 @@ struct rq;
 struct event_base;
 
 struct planner_opts {
-	unsigned batch_max_msgs;   /* default 500 */
+	unsigned batch_max_msgs;   /* default 500: the most an adaptive batch may grow to */
+	unsigned batch_start_msgs; /* default 100: a new server's first batch size */
 	uint64_t batch_max_bytes;  /* default 32 MiB */
 	uint64_t large_msg_bytes;  /* a message at least this large gets a batch of its own; default 8 MiB */
 	unsigned command_timeout_ms;

@@ -201,6 +201,35 @@ static void test_retry_waits_until_due(void **state)
 	rq_free(&q);
 }
 
+static void test_batch_size_adapts_within_bounds(void **state)
+{
+	struct rq *q = fresh_job(state, "j-adapt", 1);
+	char server[MH_KEY_MAX];
+	struct mh_err err;
+	unsigned size;
+
+	mh_key_server(server, sizeof(server), "mail.example", 993);
+	assert_int_equal(mh_batch_size_get(q, server, 100, 500, &size, &err), 0);
+	assert_int_equal(size, 100); /* nothing learnt yet: the start size */
+	assert_int_equal(mh_batch_size_observe(q, server, 1, 100, 500, &err), 0);
+	assert_int_equal(mh_batch_size_get(q, server, 100, 500, &size, &err), 0);
+	assert_int_equal(size, 125);
+	for (int i = 0; i < 20; i++)
+		mh_batch_size_observe(q, server, 1, 100, 500, &err);
+	assert_int_equal(mh_batch_size_get(q, server, 100, 500, &size, &err), 0);
+	assert_int_equal(size, 500); /* never above the maximum */
+	assert_int_equal(mh_batch_size_observe(q, server, -1, 100, 500, &err), 0);
+	assert_int_equal(mh_batch_size_get(q, server, 100, 500, &size, &err), 0);
+	assert_int_equal(size, 250);
+	for (int i = 0; i < 20; i++)
+		mh_batch_size_observe(q, server, -1, 100, 500, &err);
+	assert_int_equal(mh_batch_size_get(q, server, 100, 500, &size, &err), 0);
+	assert_int_equal(size, MH_BATCH_MIN); /* never below the minimum */
+	assert_int_equal(mh_batch_size_get(q, server, 100, 5, &size, &err), 0);
+	assert_int_equal(size, 5); /* a configured maximum below the minimum still wins */
+	rq_free(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +238,7 @@ int main(void)
 		cmocka_unit_test(test_unfail_takes_failures_out_of_the_counts),
 		cmocka_unit_test(test_pause_parks_and_resume_releases),
 		cmocka_unit_test(test_retry_waits_until_due),
+		cmocka_unit_test(test_batch_size_adapts_within_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
