@@ -399,6 +399,40 @@ int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const s
 	return 0;
 }
 
+int mh_job_done_lookup(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
+			size_t count, bool *done_r, struct mh_err *err)
+{
+	enum { CHUNK = 500 };
+	const char *argv[2 + CHUNK];
+	size_t argvlen[2 + CHUNK];
+	char key[MH_KEY_MAX], fields[CHUNK][32];
+
+	mh_key_job(key, sizeof(key), job_id, ":done");
+	for (size_t base = 0; base < count; base += CHUNK) {
+		size_t n = count - base < CHUNK ? count - base : CHUNK;
+		struct redisReply *r;
+		int argc = 0;
+
+		argv[argc++] = "HMGET";
+		argv[argc++] = key;
+		for (size_t i = 0; i < n; i++) {
+			snprintf(fields[i], sizeof(fields[i]), "%" PRIu32 ":%" PRIu32, folder_idx, msgs[base + i].uid);
+			argv[argc++] = fields[i];
+		}
+		for (int k = 0; k < argc; k++)
+			argvlen[k] = strlen(argv[k]);
+		r = rq_command_argv(q, err, argc, argv, argvlen);
+		if (r == NULL)
+			return -1;
+		for (size_t i = 0; i < n; i++) {
+			const struct redisReply *e = r->type == REDIS_REPLY_ARRAY && i < r->elements ? r->element[i] : NULL;
+			done_r[base + i] = e != NULL && e->type == REDIS_REPLY_STRING && (e->str[0] == 'c' || e->str[0] == 's');
+		}
+		rq_reply_free(r);
+	}
+	return 0;
+}
+
 int mh_job_park_batch(struct rq *q, const char *job_id, const void *batch, size_t len, struct mh_err *err)
 {
 	static const char script[] = "if redis.call('HGET', KEYS[1], 'state') ~= 'paused' then return 0 end\n"

@@ -16,6 +16,7 @@
 #ifndef MH_JOBSTORE_H
 #define MH_JOBSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,6 +96,10 @@ int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err);
  * counts as new (for a requeue). Messages that did not fail are left alone. */
 int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
 		  size_t count, struct mh_err *err);
+/* Sets done_r[i] for each message already recorded as copied or skipped (a redelivered
+ * batch must not copy those again). 0 or -1. */
+int mh_job_done_lookup(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
+		       size_t count, bool *done_r, struct mh_err *err);
 /* Worker: holds the batch back if its job is paused. 1 parked, 0 not paused, -1 error. */
 int mh_job_park_batch(struct rq *q, const char *job_id, const void *batch, size_t len, struct mh_err *err);
 /* Lists jobs, newest first (at most max). Heap array of heap strings. */

@@ -199,8 +199,26 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 		mh_batch_cleanup(&b);
 		return 0;
 	}
+	/* A redelivered batch (its worker died after reporting but before acknowledging) must
+	 * not copy what is already recorded as copied. */
+	{
+		bool *done = calloc(b.count + 1, sizeof(*done));
+		size_t kept = 0;
+		if (done == NULL)
+			abort();
+		if (mh_job_done_lookup(t->rq, b.job_id, b.folder_idx, b.msgs, b.count, done, &err) == 0) {
+			for (size_t i = 0; i < b.count; i++)
+				if (!done[i])
+					b.msgs[kept++] = b.msgs[i];
+			if (kept < b.count)
+				mh_info("worker", "batch %s/%" PRIu64 ": %zu messages already copied, not again", b.job_id,
+					b.batch_id, b.count - kept);
+			b.count = kept;
+		}
+		free(done);
+	}
 	started = t->last_batch_ms = mh_now_ms();
-	if (!run_batch(t, &b, &res)) {
+	if (b.count > 0 && !run_batch(t, &b, &res)) {
 		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
 		mh_batch_result_cleanup(&res);
 		mh_batch_cleanup(&b);
