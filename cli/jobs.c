@@ -255,14 +255,18 @@ static int cmd_failures(int argc, char **argv)
 		return MH_EXIT_FAILED;
 	}
 	if (a.csv)
-		puts("folder,uid,size,batch,error,explanation,fix,server_text");
+		puts("folder,uid,size,date,subject,batch,error,explanation,fix,server_text");
 	for (size_t i = 0; i < s.failure_count; i++) {
 		const struct mh_failure *f = &s.failures[i];
 		enum mh_err_code code = mh_err_from_name(f->code);
 
 		if (a.csv) {
 			csv_field(failure_folder(&s, f->folder_idx));
-			printf(",%" PRIu32 ",%" PRIu64 ",%" PRIu64 ",%s,", f->uid, f->size, f->batch_id, f->code);
+			printf(",%" PRIu32 ",%" PRIu64 ",", f->uid, f->size);
+			csv_field(f->date);
+			fputc(',', stdout);
+			csv_field(f->subject);
+			printf(",%" PRIu64 ",%s,", f->batch_id, f->code);
 			csv_field(mh_err_text(code));
 			fputc(',', stdout);
 			csv_field(mh_err_fix(code));
@@ -270,8 +274,9 @@ static int cmd_failures(int argc, char **argv)
 			csv_field(f->detail);
 			fputc('\n', stdout);
 		} else {
-			printf("%-24s UID %-8" PRIu32 " %10" PRIu64 " B  batch %-6" PRIu64 " %-16s %s\n",
-			       failure_folder(&s, f->folder_idx), f->uid, f->size, f->batch_id, f->code, f->detail);
+			printf("%-24s UID %-8" PRIu32 " %10" PRIu64 " B  %-26s %-20.20s batch %-6" PRIu64 " %-16s %s\n",
+			       failure_folder(&s, f->folder_idx), f->uid, f->size, f->date, f->subject, f->batch_id,
+			       f->code, f->detail);
 		}
 	}
 	if (!a.csv)

@@ -29,6 +29,7 @@ struct migrate_args {
 	const char *seal_key_file;
 	unsigned workers;
 	bool json, quiet;
+	bool ledger_subjects;
 	const char *trace_file;
 };
 
@@ -57,6 +58,8 @@ static void usage(FILE *out)
 	      "  --json                    print the summary as one JSON object on stdout\n"
 	      "  --quiet                   no progress output\n"
 	      "  --trace FILE              append every IMAP command and reply (passwords redacted) to FILE\n"
+	      "  --ledger-subjects         list failed messages with their subject (default: a SHA-256\n"
+	      "                            fingerprint of it, for privacy)\n"
 	      "  --log-level L             debug, info, warn (default) or error\n"
 	      "  --log-format F            text (default) or json\n"
 	      "\n"
@@ -113,7 +116,7 @@ static void hide_url_password(char *url)
 static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_err *err)
 {
 	enum { O_FROM = 256, O_TO, O_FROM_PW, O_TO_PW, O_CA, O_INSECURE, O_PLAIN, O_REDIS, O_SEAL, O_WORKERS,
-	       O_JSON, O_QUIET, O_TRACE, O_LOG_LEVEL, O_LOG_FORMAT, O_HELP };
+	       O_JSON, O_QUIET, O_TRACE, O_LOG_LEVEL, O_LOG_FORMAT, O_SUBJECTS, O_HELP };
 	static const struct option opts[] = {
 		{"from", required_argument, NULL, O_FROM},
 		{"to", required_argument, NULL, O_TO},
@@ -128,6 +131,7 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		{"json", no_argument, NULL, O_JSON},
 		{"quiet", no_argument, NULL, O_QUIET},
 		{"trace", required_argument, NULL, O_TRACE},
+		{"ledger-subjects", no_argument, NULL, O_SUBJECTS},
 		{"log-level", required_argument, NULL, O_LOG_LEVEL},
 		{"log-format", required_argument, NULL, O_LOG_FORMAT},
 		{"help", no_argument, NULL, O_HELP},
@@ -162,6 +166,7 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		case O_JSON: a->json = true; break;
 		case O_QUIET: a->quiet = true; break;
 		case O_TRACE: a->trace_file = optarg; break;
+		case O_SUBJECTS: a->ledger_subjects = true; break;
 		case O_LOG_LEVEL:
 			if (mh_log_level_parse(optarg, &level) < 0)
 				return mh_err_set(err, MH_E_USAGE, "--log-level takes debug, info, warn or error");
@@ -256,7 +261,7 @@ int cmd_migrate(int argc, char **argv)
 	const char *redis_url;
 	char ca_path[PATH_MAX], job_id[MH_JOB_ID_MAX];
 	struct mh_err err;
-	int rc = MH_EXIT_FAILED;
+	int rc = MH_EXIT_FAILED, built;
 
 	memset(&a, 0, sizeof(a));
 	memset(&spec, 0, sizeof(spec));
@@ -308,9 +313,11 @@ int cmd_migrate(int argc, char **argv)
 		fprintf(stderr, "mailhaul migrate: %s: %s\n", mh_err_text(err.code), err.detail);
 		goto out;
 	}
-	if (cli_build_spec(&a.from, &a.to, a.allow_plaintext, a.insecure, a.ca_file, &key, &spec, job_id, ca_path,
-			   &err) < 0 ||
-	    mh_job_submit(q, &spec, &err) < 0) {
+	built = cli_build_spec(&a.from, &a.to, a.allow_plaintext, a.insecure, a.ca_file, &key, &spec, job_id, ca_path,
+			       &err);
+	if (built == 0 && a.ledger_subjects)
+		spec.flags |= MH_JOB_LEDGER_SUBJECTS;
+	if (built < 0 || mh_job_submit(q, &spec, &err) < 0) {
 		fprintf(stderr, "mailhaul migrate: %s\n", err.detail);
 		rc = err.code == MH_E_CONFIG_FILE ? MH_EXIT_USAGE : MH_EXIT_FAILED;
 		goto out;

@@ -157,9 +157,11 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 				mh_err_fix(code));
 			for (size_t k = i; k < j && k < i + 20; k++) {
 				format_bytes(b1, sizeof(b1), s->failures[k].size);
-				fprintf(out, "    - %s, UID %" PRIu32 ", %s%s%s\n", folder_name(s, s->failures[k].folder_idx),
-					s->failures[k].uid, b1, s->failures[k].detail[0] ? ": " : "",
-					s->failures[k].detail);
+				fprintf(out, "    - %s, UID %" PRIu32 ", %s%s%s%s%s%s%s\n",
+					folder_name(s, s->failures[k].folder_idx), s->failures[k].uid, b1,
+					s->failures[k].date[0] ? ", " : "", s->failures[k].date,
+					s->failures[k].subject[0] ? ", subject " : "", s->failures[k].subject,
+					s->failures[k].detail[0] ? ": " : "", s->failures[k].detail);
 			}
 			if (j - i > 20)
 				fprintf(out, "    ... and %zu more\n", j - i - 20);
@@ -249,7 +251,11 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 		enum mh_err_code code = mh_err_from_name(f->code);
 		fputs(i ? ",{\"folder\":" : "{\"folder\":", out);
 		json_str(out, folder_name(s, f->folder_idx));
-		fprintf(out, ",\"uid\":%" PRIu32 ",\"size\":%" PRIu64 ",\"code\":", f->uid, f->size);
+		fprintf(out, ",\"uid\":%" PRIu32 ",\"size\":%" PRIu64 ",\"date\":", f->uid, f->size);
+		json_str(out, f->date);
+		fputs(",\"subject\":", out);
+		json_str(out, f->subject);
+		fputs(",\"code\":", out);
 		json_str(out, f->code);
 		fputs(",\"text\":", out);
 		json_str(out, mh_err_text(code));

@@ -589,14 +589,15 @@ int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t
 
 /* KEYS: job hash, done hash, folder hash, fail hash.
  * ARGV: folder index, batch id, then per message: uid, status (c|s|f), bytes, code, detail,
- * target uid. Failures are kept as "code TAB bytes TAB batch TAB detail".
+ * target uid, date, subject. Failures are kept as
+ * "code TAB bytes TAB batch TAB date TAB subject TAB detail".
  * The done hash maps "<folder>:<uid>" to the status letter, followed by the target UID
  * when known (APPENDUID), so a retry can check what a message became.
  * A message's first result counts; a later copied/skipped replaces a failure. */
 static const char record_script[] =
 	"local f = ARGV[1]\n"
 	"local names = {c = 'copied', s = 'skipped', f = 'failed'}\n"
-	"for i = 3, #ARGV, 6 do\n"
+	"for i = 3, #ARGV, 8 do\n"
 	"  local field = f .. ':' .. ARGV[i]\n"
 	"  local st, bytes = ARGV[i + 1], tonumber(ARGV[i + 2])\n"
 	"  local prev = redis.call('HGET', KEYS[2], field)\n"
@@ -615,7 +616,7 @@ static const char record_script[] =
 	"      redis.call('HINCRBY', k, names[st] .. '_bytes', bytes)\n"
 	"    end\n"
 	"    if st == 'f' then\n"
-	"      redis.call('HSET', KEYS[4], field, ARGV[i + 3] .. '\\t' .. bytes .. '\\t' .. ARGV[2] .. '\\t' .. ARGV[i + 4])\n"
+	"      redis.call('HSET', KEYS[4], field, ARGV[i + 3] .. '\\t' .. bytes .. '\\t' .. ARGV[2] .. '\\t' .. ARGV[i + 6] .. '\\t' .. ARGV[i + 7] .. '\\t' .. ARGV[i + 4])\n"
 	"    end\n"
 	"  end\n"
 	"end\n"
@@ -626,7 +627,7 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 {
 	/* Chunks keep each script call (and its argv) small. */
 	/* EVAL, script, numkeys, 4 keys, folder, batch; then PER_MSG per message */
-	enum { CHUNK = 200, FIXED = 3 + 4 + 2, PER_MSG = 6 };
+	enum { CHUNK = 200, FIXED = 3 + 4 + 2, PER_MSG = 8 };
 	const char *argv[FIXED + CHUNK * PER_MSG];
 	size_t argvlen[FIXED + CHUNK * PER_MSG];
 	char keys[4][MH_KEY_MAX], fidx[16], bidx[24], nums[CHUNK][3][24];
@@ -664,6 +665,8 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 			else
 				nums[i][2][0] = '\0';
 			argv[argc++] = nums[i][2];
+			argv[argc++] = m->date != NULL ? m->date : "";
+			argv[argc++] = m->subject != NULL ? m->subject : "";
 		}
 		for (int k = 0; k < argc; k++)
 			argvlen[k] = strlen(argv[k]);
@@ -724,22 +727,35 @@ static int load_failures(struct rq *q, const char *job_id, struct mh_job_summary
 		for (size_t i = 0; i + 1 < r->elements; i += 2) {
 			struct mh_failure *f = &s->failures[s->failure_count];
 			const char *name = r->element[i]->str, *val = r->element[i + 1]->str;
-			const char *tab1, *tab2, *tab3;
 			unsigned long long fi, uid;
 
 			if (sscanf(name, "%llu:%llu", &fi, &uid) != 2)
 				continue;
 			f->folder_idx = (uint32_t)fi;
 			f->uid = (uint32_t)uid;
-			tab1 = strchr(val, '\t');
-			tab2 = tab1 != NULL ? strchr(tab1 + 1, '\t') : NULL;
-			tab3 = tab2 != NULL ? strchr(tab2 + 1, '\t') : NULL;
-			if (tab1 == NULL || tab2 == NULL || tab3 == NULL)
+			/* code, size, batch, date, subject, detail */
+			const char *f_start[6];
+			size_t f_len[6];
+			const char *pos = val;
+			int nf = 0;
+			while (nf < 5) {
+				const char *tab = strchr(pos, '\t');
+				if (tab == NULL)
+					break;
+				f_start[nf] = pos;
+				f_len[nf++] = (size_t)(tab - pos);
+				pos = tab + 1;
+			}
+			if (nf < 5)
 				continue;
-			snprintf(f->code, sizeof(f->code), "%.*s", (int)(tab1 - val), val);
-			f->size = strtoull(tab1 + 1, NULL, 10);
-			f->batch_id = strtoull(tab2 + 1, NULL, 10);
-			snprintf(f->detail, sizeof(f->detail), "%s", tab3 + 1);
+			f_start[5] = pos;
+			f_len[5] = strlen(pos);
+			snprintf(f->code, sizeof(f->code), "%.*s", (int)f_len[0], f_start[0]);
+			f->size = strtoull(f_start[1], NULL, 10);
+			f->batch_id = strtoull(f_start[2], NULL, 10);
+			snprintf(f->date, sizeof(f->date), "%.*s", (int)f_len[3], f_start[3]);
+			snprintf(f->subject, sizeof(f->subject), "%.*s", (int)f_len[4], f_start[4]);
+			snprintf(f->detail, sizeof(f->detail), "%.*s", (int)f_len[5], f_start[5]);
 			s->failure_count++;
 		}
 	}

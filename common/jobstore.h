@@ -153,6 +153,8 @@ struct mh_failure {
 	uint32_t uid;
 	uint64_t size;
 	char code[48];
+	char date[40];    /* INTERNALDATE, "" when unknown */
+	char subject[MH_ERR_DETAIL_MAX]; /* or its "sha256:" fingerprint; "" when unknown */
 	char detail[MH_ERR_DETAIL_MAX];
 };
 

@@ -53,8 +53,10 @@
 #define K_DETAIL "d", "detail"
 #define K_WORKER "w", "worker"
 #define K_ELAPSED "el", "elapsed_ms"
+#define K_DATE "dt", "date"
+#define K_SUBJECT "sj", "subject"
 
-#define JOB_FLAGS_KNOWN (MH_JOB_ALLOW_PLAINTEXT | MH_JOB_INSECURE)
+#define JOB_FLAGS_KNOWN (MH_JOB_ALLOW_PLAINTEXT | MH_JOB_INSECURE | MH_JOB_LEDGER_SUBJECTS)
 
 /* Frees b->data and empties b; NULL and an empty b are fine. */
 void mh_bytes_free(struct mh_bytes *b)
@@ -267,7 +269,8 @@ int mh_batch_result_encode(const struct mh_batch_result *r, struct mh_bytes *out
 		for (size_t i = 0; i < r->count && !e.failed; i++) {
 			const struct mh_msg_result *m = &r->msgs[i];
 
-			enc_map(&e, 4 + (m->error != NULL) + (m->detail != NULL));
+			enc_map(&e, 4 + (m->error != NULL) + (m->detail != NULL) + (m->date != NULL) +
+					    (m->subject != NULL));
 			enc_u64(&e, K_UID, m->uid);
 			enc_u64(&e, K_STATUS, (uint64_t)m->status);
 			enc_u64(&e, K_DST_UID, m->dst_uid);
@@ -276,6 +279,10 @@ int mh_batch_result_encode(const struct mh_batch_result *r, struct mh_bytes *out
 				enc_str(&e, K_ERROR, m->error);
 			if (m->detail != NULL)
 				enc_str(&e, K_DETAIL, m->detail);
+			if (m->date != NULL)
+				enc_str(&e, K_DATE, m->date);
+			if (m->subject != NULL)
+				enc_str(&e, K_SUBJECT, m->subject);
 		}
 	}
 	if (r->error != NULL)
@@ -739,7 +746,9 @@ int mh_batch_result_decode(const void *data, size_t len, struct mh_batch_result 
 		    dec_u32(&d, o, K_DST_UID, &m->dst_uid) < 0 ||
 		    dec_u64(&d, o, K_BYTES, 0, UINT64_MAX, &m->bytes) < 0 ||
 		    dec_str(&d, o, K_ERROR, false, &m->error) < 0 ||
-		    dec_str(&d, o, K_DETAIL, false, &m->detail) < 0)
+		    dec_str(&d, o, K_DETAIL, false, &m->detail) < 0 ||
+		    dec_str(&d, o, K_DATE, false, &m->date) < 0 ||
+		    dec_str(&d, o, K_SUBJECT, false, &m->subject) < 0)
 			goto out;
 		m->status = (enum mh_msg_status)status;
 	}
@@ -761,6 +770,8 @@ void mh_batch_result_cleanup(struct mh_batch_result *r)
 	for (size_t i = 0; i < r->count; i++) {
 		free(r->msgs[i].error);
 		free(r->msgs[i].detail);
+		free(r->msgs[i].date);
+		free(r->msgs[i].subject);
 	}
 	free(r->msgs);
 	free(r->error);

@@ -37,6 +37,7 @@ struct mh_wire_endpoint {
 
 #define MH_JOB_ALLOW_PLAINTEXT 0x1u
 #define MH_JOB_INSECURE 0x2u
+#define MH_JOB_LEDGER_SUBJECTS 0x4u /* keep failed messages' subjects readable, not hashed */
 
 struct mh_job_spec {
 	char *job_id;
@@ -73,6 +74,8 @@ struct mh_msg_result {
 	uint64_t bytes;
 	char *error;        /* catalogue name (mh_err_name) for FAILED, else NULL */
 	char *detail;       /* sanitized server text, or NULL */
+	char *date;         /* FAILED: the message's INTERNALDATE, or NULL */
+	char *subject;      /* FAILED: its Subject, or "sha256:<12 hex>" of it (privacy), or NULL */
 };
 
 struct mh_batch_result {

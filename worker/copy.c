@@ -10,6 +10,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +108,8 @@ static void set_result(struct copy_run *r, size_t i, enum mh_msg_status st, uint
 {
 	struct mh_msg_result *m = &r->res->msgs[i];
 
+	free(m->date);
+	m->date = st == MH_MSG_FAILED && r->msgs[i].date != NULL ? strdup(r->msgs[i].date) : NULL;
 	m->uid = r->msgs[i].uid;
 	m->status = st;
 	m->dst_uid = dst_uid;
@@ -256,6 +260,114 @@ static int fetch_meta(struct copy_run *r, const char *uidset, struct mh_err *err
 
 	return source_step_wait(r, &s, imap_client_cmd(r->src, &h, err, "UID FETCH %a (UID FLAGS INTERNALDATE)", uidset),
 				err);
+}
+
+/* --- the failure ledger's subjects ------------------------------------------------------ */
+
+struct subject_fetch {
+	struct step step;
+	bool plain; /* keep subjects readable instead of hashing them */
+};
+
+/* The Subject value of a "Subject: ...\r\n\r\n" block, unfolded, or NULL. */
+static char *subject_value(const char *h, size_t len)
+{
+	char buf[512];
+	size_t o = 0, i = 0;
+
+	if (len < 8 || strncasecmp(h, "subject:", 8) != 0)
+		return NULL;
+	for (i = 8; i < len && (h[i] == ' ' || h[i] == '\t'); i++)
+		;
+	for (; i < len && o + 1 < sizeof(buf); i++) {
+		if (h[i] == '\r' || h[i] == '\n') {
+			/* a continuation line starts with white space; anything else ends it */
+			size_t j = i;
+			while (j < len && (h[j] == '\r' || h[j] == '\n'))
+				j++;
+			if (j >= len || (h[j] != ' ' && h[j] != '\t'))
+				break;
+			i = j - 1;
+			continue;
+		}
+		buf[o++] = h[i];
+	}
+	buf[o] = '\0';
+	return o > 0 ? strdup(buf) : NULL;
+}
+
+static char *subject_for_ledger(const char *subject, bool plain)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char out[MH_ERR_DETAIL_MAX];
+
+	if (plain) {
+		mh_err_sanitize(out, sizeof(out), subject, strlen(subject));
+		return strdup(out);
+	}
+	/* privacy: a fingerprint support staff can match against the user's mail, not the text */
+	EVP_Digest(subject, strlen(subject), md, &mdlen, EVP_sha256(), NULL);
+	snprintf(out, sizeof(out), "sha256:%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3], md[4], md[5]);
+	return strdup(out);
+}
+
+static void on_subject_untagged(void *ctx, const struct imap_response *resp)
+{
+	struct subject_fetch *f = ctx;
+	struct copy_run *r = f->step.run;
+	const struct imap_arg *list;
+	uint64_t uid = 0;
+	const struct imap_arg *hdr = NULL;
+	struct copy_msg *m;
+
+	if (resp->name == NULL || strcmp(resp->name, "FETCH") != 0 || resp->count < 1 ||
+	    resp->args[0].type != IMAP_ARG_LIST)
+		return;
+	list = &resp->args[0];
+	for (size_t i = 0; i + 1 < list->count; i += 2) {
+		const struct imap_arg *k = &list->items[i], *v = &list->items[i + 1];
+		if (imap_arg_is(k, "UID"))
+			imap_arg_number(v, UINT32_MAX, &uid);
+		else if (v->type == IMAP_ARG_LITERAL || v->type == IMAP_ARG_STRING)
+			hdr = v;
+	}
+	m = uid != 0 ? msg_by_uid(r, (uint32_t)uid) : NULL;
+	if (m != NULL && hdr != NULL) {
+		char *subject = subject_value(hdr->str, hdr->len);
+		struct mh_msg_result *res = &r->res->msgs[m - r->msgs];
+		if (subject != NULL) {
+			free(res->subject);
+			res->subject = subject_for_ledger(subject, f->plain);
+			free(subject);
+		}
+	}
+}
+
+/* Best effort: the ledger is still useful without subjects. */
+static void fetch_failed_subjects(struct copy_run *r, bool plain)
+{
+	struct subject_fetch f = {.step = {.run = r}, .plain = plain};
+	struct imap_cmd_handlers h = {.untagged = on_subject_untagged, .done = step_done, .ctx = &f.step};
+	uint32_t *uids = calloc(r->count + 1, sizeof(*uids));
+	size_t n = 0;
+	struct mh_err err;
+	char *set;
+
+	if (uids == NULL)
+		abort();
+	for (size_t i = 0; i < r->count; i++)
+		if (r->res->msgs[i].status == MH_MSG_FAILED && r->msgs[i].have_meta)
+			uids[n++] = r->msgs[i].uid;
+	if (n > 0) {
+		set = imap_uid_set_format(uids, n);
+		imap_client_set_inline_max(r->src, 32 * 1024);
+		source_step_wait(r, &f.step,
+				 imap_client_cmd(r->src, &h, &err, "UID FETCH %a (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])", set),
+				 &err);
+		free(set);
+	}
+	free(uids);
 }
 
 /* --- the body phase: FETCH literals into APPEND literals ----------------------------- */
@@ -499,12 +611,12 @@ static int cmp_batch_msg(const void *a, const void *b)
 }
 
 static int copy_sorted_batch(struct event_base *base, struct imap_client *src, struct imap_client *dst,
-			     struct copy_source_state *src_state, const struct mh_batch *b,
+			     struct copy_source_state *src_state, const struct mh_batch *b, bool plain_subjects,
 			     struct mh_batch_result *res, struct mh_err *err);
 
 int copy_batch(struct event_base *base, struct imap_client *src, struct imap_client *dst,
-	       struct copy_source_state *src_state, const struct mh_batch *b, struct mh_batch_result *res,
-	       struct mh_err *err)
+	       struct copy_source_state *src_state, const struct mh_batch *b, bool plain_subjects,
+	       struct mh_batch_result *res, struct mh_err *err)
 {
 	/* UIDs ascending: lookups are binary searches and the target gets them in order */
 	struct mh_batch sorted = *b;
@@ -515,13 +627,13 @@ int copy_batch(struct event_base *base, struct imap_client *src, struct imap_cli
 		abort();
 	memcpy(sorted.msgs, b->msgs, b->count * sizeof(*sorted.msgs));
 	qsort(sorted.msgs, sorted.count, sizeof(*sorted.msgs), cmp_batch_msg);
-	rc = copy_sorted_batch(base, src, dst, src_state, &sorted, res, err);
+	rc = copy_sorted_batch(base, src, dst, src_state, &sorted, plain_subjects, res, err);
 	free(sorted.msgs);
 	return rc;
 }
 
 static int copy_sorted_batch(struct event_base *base, struct imap_client *src, struct imap_client *dst,
-			     struct copy_source_state *src_state, const struct mh_batch *b,
+			     struct copy_source_state *src_state, const struct mh_batch *b, bool plain_subjects,
 			     struct mh_batch_result *res, struct mh_err *err)
 {
 	struct copy_run r = {.base = base, .src = src, .dst = dst, .batch = b, .res = res, .count = b->count};
@@ -599,6 +711,8 @@ static int copy_sorted_batch(struct event_base *base, struct imap_client *src, s
 			set_result(&r, i, MH_MSG_FAILED, 0, b->msgs[i].size, why);
 		}
 	}
+	if (!r.src_broken)
+		fetch_failed_subjects(&r, plain_subjects);
 	if (r.src_broken || r.dst_broken) {
 		*err = r.conn_err.code != MH_E_OK ? r.conn_err : e;
 		rc = -1;

@@ -28,11 +28,12 @@ struct copy_source_state {
 void copy_source_state_reset(struct copy_source_state *s);
 
 /* Copies batch b (UIDs in any order). res->msgs gets one result per message of the batch,
- * in ascending UID order (res->count is set).
+ * in ascending UID order (res->count is set); failed ones carry their INTERNALDATE and
+ * Subject (a SHA-256 fingerprint of it unless plain_subjects) for the failure ledger.
  * Returns 0 when both connections are still usable afterwards, -1 (err set) when at least
  * one of them must be dropped; per-message results are filled in either case. */
 int copy_batch(struct event_base *base, struct imap_client *src, struct imap_client *dst,
-	       struct copy_source_state *src_state, const struct mh_batch *b, struct mh_batch_result *res,
-	       struct mh_err *err);
+	       struct copy_source_state *src_state, const struct mh_batch *b, bool plain_subjects,
+	       struct mh_batch_result *res, struct mh_err *err);
 
 #endif

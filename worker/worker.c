@@ -156,7 +156,8 @@ static bool run_batch(struct worker_thread *t, const struct mh_batch *b, struct 
 		fail_batch(b, res, &e);
 		return true;
 	}
-	if (copy_batch(t->base, t->src.imap, t->dst.imap, &t->src_state, b, res, &e) < 0) {
+	if (copy_batch(t->base, t->src.imap, t->dst.imap, &t->src_state, b,
+		       (t->spec.flags & MH_JOB_LEDGER_SUBJECTS) != 0, res, &e) < 0) {
 		mh_warn("worker", "batch %s/%" PRIu64 ": %s (%s); reconnecting", b->job_id, b->batch_id,
 			mh_err_text(e.code), e.detail);
 		drop_connections(t);

@@ -34,11 +34,14 @@ assert (m["total"], m["copied"], m["failed"]) == (7, 6, 1), m
 f = d["failures"]
 assert len(f) == 1 and f[0]["code"] == "MSG_TOO_BIG" and f[0]["folder"] == "INBOX", f
 assert f[0]["size"] > 600 * 1024 and "fix" in f[0] and f[0]["fix"], f
+# the ledger names the message without showing its subject (privacy by default)
+assert f[0]["date"] and f[0]["subject"].startswith("sha256:") and "too big" not in f[0]["subject"], f
 PY
 # The human summary explains it, and a second run tries only that message again.
 rc=0
-out=$("$MH_BUILD_DIR/mailhaul" "${args[@]}") || rc=$?
+out=$("$MH_BUILD_DIR/mailhaul" "${args[@]}" --ledger-subjects) || rc=$?
 mh_assert_eq "$rc" 1 "exit status of the second run"
 grep -q "MSG_TOO_BIG (1): the message is larger than the destination accepts" <<<"$out" || mh_fail "no explanation: $out"
 grep -q "6 skipped" <<<"$out" || mh_fail "second run did not skip the six copied messages: $out"
+grep -q "subject too big" <<<"$out" || mh_fail "--ledger-subjects did not show the subject: $out"
 echo "PASS: an oversized message fails alone with its reason; its neighbours arrive"
