@@ -625,7 +625,7 @@ static void test_negative_integers(void **state)
 static void test_out_of_range(void **state)
 {
 	msgpack_object big = o_uint((uint64_t)UINT32_MAX + 1);
-	msgpack_object v2 = o_uint(2), v0 = o_uint(0), v3 = o_uint(3), v8 = o_uint(8);
+	msgpack_object v2 = o_uint(2), v0 = o_uint(0), v3 = o_uint(3), v4 = o_uint(4), v8 = o_uint(8);
 	msgpack_object p = o_uint(65536);
 
 	(void)state;
