@@ -13,10 +13,10 @@ checked=()
 skipped=()
 failed=()
 mark=0
-# ok MSG: records a passed check, unless a failure was recorded since the last ok/skip.
+# begin: starts a check; ok MSG then records it as passed unless bad was called since.
+begin() { mark=${#failed[@]}; }
 ok() {
     if [ ${#failed[@]} -eq $mark ]; then checked+=("$1"); echo "ok:   $1"; else echo "FAIL: $1" >&2; fi
-    mark=${#failed[@]}
 }
 skip() { skipped+=("$1"); echo "skip: $1"; }
 bad() { failed+=("$1"); echo "FAIL: $1" >&2; }
@@ -30,6 +30,7 @@ units=(deploy/systemd/mailhaul-coordinator.service deploy/systemd/mailhaul-worke
 env_example=deploy/systemd/mailhaul.env.example
 
 # ---- 1. the files exist ---------------------------------------------------------------------
+begin
 missing=()
 for f in "$compose" "$dockerfile" "$redis_conf" deploy/README.md deploy/secrets/.gitignore \
     "$k8s"/namespace.yaml "$k8s"/redis.yaml "$k8s"/coordinator.yaml "$k8s"/worker.yaml \
@@ -58,6 +59,7 @@ in_list() { # in_list WORD LIST...
 # ---- 3. MAILHAUL_* names in the deployment files ------------------------------------------------
 # Outside comments only the daemons' variables (config.h) may appear; comments may also name
 # the CLI's (MAILHAUL_FROM_PASSWORD...), but nothing the sources do not know.
+begin
 env_files=("$compose" "$dockerfile" "$k8s"/*.yaml "${units[@]}" "$env_example")
 n=0
 for f in "${env_files[@]}"; do
@@ -77,6 +79,7 @@ done
 ok "MAILHAUL_* names ($n uses in ${#env_files[@]} files) exist in common/config.h (comments: in the sources)"
 
 # ---- 4. binaries named by the deployment files -------------------------------------------------
+begin
 # compose and Kubernetes commands are written as flow lists: command: ["NAME", ...]
 while IFS= read -r cmd; do
     case $cmd in
@@ -84,7 +87,7 @@ while IFS= read -r cmd; do
     redis-server | redis-cli) ;;
     *) bad "unexpected command '$cmd' in compose/Kubernetes files" ;;
     esac
-done < <(grep -hoE '(command|test): *\[ *"[^"]+"' "$compose" "$k8s"/*.yaml | sed -E 's/.*"([^"]+)"$/\1/' | sort -u)
+done < <(grep -hoE 'command: *\[ *"[^"]+"' "$compose" "$k8s"/*.yaml | sed -E 's/.*"([^"]+)"$/\1/' | sort -u)
 for b in "${binaries[@]}"; do
     grep -qE "command: *\[ *\"$b\"" "$compose" "$k8s"/*.yaml || [ "$b" = mailhaul ] \
         || bad "no compose/Kubernetes command runs $b"
@@ -97,6 +100,7 @@ done
 ok "commands in compose, Kubernetes and systemd files are binaries CMakeLists.txt builds"
 
 # ---- 5. Dockerfile -------------------------------------------------------------------------------
+begin
 # Joined logical lines (backslash continuations), comments dropped.
 df_lines=$(sed -e '/^[[:space:]]*#/d' "$dockerfile" | sed -e ':a' -e '/\\$/{N;s/\\\n/ /;ba}')
 mapfile -t froms < <(grep -iE '^FROM ' <<<"$df_lines")
@@ -145,6 +149,7 @@ done < <(grep -E '^COPY ' <<<"$df_lines" | grep -v -- '--from' | awk '{for (i = 
 ok "Dockerfile: multi-stage debian:12-slim, Release build, runtime without build tools, non-root user, the ${#binaries[@]} binaries"
 
 # Package names exist in Debian's lists (only when apt lists are present: no apt-get update).
+begin
 if has apt-cache && compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
     for p in "${build_pkgs[@]}" "${runtime_pkgs[@]}"; do
         apt-cache show --no-all-versions "$p" >/dev/null 2>&1 || bad "Dockerfile: apt-cache does not know package $p"
@@ -157,6 +162,7 @@ fi
 # The runtime stage has a package for every shared library the built binaries link.
 # (Sanitizer and C runtime libraries are left out: the image builds without sanitizers and
 # debian:12-slim has libc6 and libgcc-s1.)
+begin
 bins_present=1
 for b in "${binaries[@]}"; do [ -x "$MH_BUILD_DIR/$b" ] || bins_present=0; done
 if [ $bins_present = 1 ] && has ldd && has dpkg-query; then
@@ -181,6 +187,7 @@ fi
 # ---- 6. redis.conf ---------------------------------------------------------------------------------
 # directives FILE: the configuration lines, comments and blank lines dropped, spaces squeezed.
 directives() { sed -e 's/^[[:space:]]*//' -e '/^#/d' -e '/^$/d' -e 's/[[:space:]]\+/ /g' -e 's/ $//' "$1"; }
+begin
 conf=$(directives "$redis_conf")
 for d in 'appendonly yes' 'appendfsync everysec' 'maxmemory-policy noeviction'; do
     grep -qxF "$d" <<<"$conf" || bad "$redis_conf: lacks '$d'"
@@ -189,18 +196,20 @@ grep -qE '^save [0-9]' <<<"$conf" || bad "$redis_conf: no RDB 'save' rule"
 grep -qF 'deploy/redis/redis.conf:' "$compose" || bad "$compose: does not mount deploy/redis/redis.conf"
 ok "redis.conf: appendonly yes, appendfsync everysec, RDB save rules, maxmemory-policy noeviction; mounted by compose"
 
+begin
 if has redis-server && has redis-cli; then
     rdir=$(mh_tmpdir)
     # Same file, with the data dir and the listener moved into the temp dir (no TCP port).
     sed -E "s|^[[:space:]]*dir .*|dir $rdir|" "$redis_conf" >"$rdir/redis.conf"
     redis-server "$rdir/redis.conf" --port 0 --bind 127.0.0.1 --protected-mode yes \
-        --unixsocket "$rdir/redis.sock" --daemonize no --logfile "$rdir/redis.log" &
+        --unixsocket "$rdir/redis.sock" --daemonize no --logfile "$rdir/redis.log" >"$rdir/redis.out" 2>&1 &
     rpid=$!
     mh_register_pid "$rpid"
     up=0
     for _ in $(seq 1 100); do
         if redis-cli -s "$rdir/redis.sock" ping 2>/dev/null | grep -q PONG; then up=1; break; fi
-        kill -0 "$rpid" 2>/dev/null || break
+        # Gone (or a zombie: it refused the configuration and exited)?
+        case $(awk '{print $3}' "/proc/$rpid/stat" 2>/dev/null) in '' | Z) break ;; esac
         sleep 0.1
     done
     if [ $up = 1 ]; then
@@ -212,13 +221,14 @@ if has redis-server && has redis-cli; then
         wait "$rpid" 2>/dev/null || true
         ok "redis.conf loads in $(redis-server --version | awk '{print $3}') (settings read back with CONFIG GET)"
     else
-        bad "redis-server refused $redis_conf: $(tail -5 "$rdir/redis.log" 2>/dev/null)"
+        bad "redis-server refused $redis_conf: $(cat "$rdir/redis.out" 2>/dev/null; tail -5 "$rdir/redis.log" 2>/dev/null)"
     fi
 else
     skip "loading redis.conf into a real redis-server (not installed)"
 fi
 
 # ---- 7. systemd units ------------------------------------------------------------------------------
+begin
 for u in "${units[@]}"; do
     for d in 'EnvironmentFile=/etc/mailhaul/mailhaul.env' 'KillSignal=SIGTERM' 'TimeoutStopSec=120' \
         'Restart=on-failure' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'PrivateTmp=yes' \
@@ -230,6 +240,7 @@ done
 grep -qE '^ExecStart=.*%i' deploy/systemd/mailhaul-worker@.service || bad "worker template does not use its instance name"
 ok "systemd units: environment file, SIGTERM with 120 s stop timeout, Restart=on-failure, hardening"
 
+begin
 if has systemd-analyze; then
     sdir=$(mh_tmpdir)
     # The binaries need not be installed here: ExecStart runs /bin/true with the same arguments.
@@ -254,6 +265,7 @@ else
 fi
 
 # ---- 8. the seal key stays out of git ----------------------------------------------------------------
+begin
 if has git && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     git check-ignore -q deploy/secrets/seal.key || bad "deploy/secrets/seal.key is not ignored by git"
     git check-ignore -q deploy/secrets/.gitignore && bad "deploy/secrets/.gitignore ignores itself"
@@ -265,6 +277,7 @@ else
 fi
 
 # ---- 9. YAML structure (PyYAML) -----------------------------------------------------------------------
+begin
 if has python3 && python3 -c 'import yaml' 2>/dev/null; then
     rc=0
     MH_VARS="${config_vars[*]}" MH_BINS="${binaries[*]}" python3 - "$compose" "$k8s" "$redis_conf" <<'EOF' || rc=$?
@@ -483,6 +496,7 @@ else
 fi
 
 # ---- 10. the real tools, offline, when installed ---------------------------------------------------------
+begin
 if has kubectl; then
     rc=0
     out=$(timeout 120 kubectl kustomize "$k8s" 2>&1) || rc=$?
@@ -494,6 +508,7 @@ if has kubectl; then
 else
     skip "kubectl kustomize (kubectl not installed)"
 fi
+begin
 if has docker && docker compose version >/dev/null 2>&1; then
     # A copy with a throwaway key file: the real one is not needed to validate the model.
     cdir=$(mh_tmpdir)
