@@ -738,7 +738,7 @@ int mh_batch_result_decode(const void *data, size_t len, struct mh_batch_result 
 	for (size_t i = 0; i < r->count; i++) {
 		const msgpack_object *o = &arr->via.array.ptr[i];
 		struct mh_msg_result *m = &r->msgs[i];
-		uint64_t status;
+		uint64_t status = 0;
 
 		if (dec_enter(&d, o, "msgs", i) < 0 ||
 		    dec_u32(&d, o, K_UID, &m->uid) < 0 ||

@@ -61,21 +61,26 @@ in_list() { # in_list WORD LIST...
 # the CLI's (MAILHAUL_FROM_PASSWORD...), but nothing the sources do not know.
 begin
 env_files=("$compose" "$dockerfile" "$k8s"/*.yaml "${units[@]}" "$env_example")
+declare -A is_config_var=() is_source_var=()
+for v in "${config_vars[@]}"; do is_config_var[$v]=1; done
+for v in "${source_vars[@]}"; do is_source_var[$v]=1; done
 n=0
-for f in "${env_files[@]}"; do
-    while IFS= read -r line; do
-        comment=0
-        [[ $line =~ ^[[:space:]]*# ]] && comment=1
-        for v in $(grep -oE 'MAILHAUL_[A-Z0-9_]+' <<<"$line" || true); do
-            n=$((n + 1))
-            if [ $comment = 0 ]; then
-                in_list "$v" "${config_vars[@]}" || bad "$f: $v is not a daemon variable of common/config.h"
-            else
-                in_list "$v" "${source_vars[@]}" || bad "$f: comment names $v, which no source reads"
-            fi
-        done
-    done <"$f"
-done
+# One line per use: FILE KIND NAME (KIND: code or comment, by the line it is on).
+while read -r f kind v; do
+    n=$((n + 1))
+    if [ "$kind" = code ]; then
+        [ -n "${is_config_var[$v]-}" ] || bad "$f: $v is not a daemon variable of common/config.h"
+    else
+        [ -n "${is_source_var[$v]-}" ] || bad "$f: comment names $v, which no source reads"
+    fi
+done < <(awk '{
+        kind = ($0 ~ /^[[:space:]]*#/) ? "comment" : "code"
+        line = $0
+        while (match(line, /MAILHAUL_[A-Z0-9_]+/)) {
+            print FILENAME, kind, substr(line, RSTART, RLENGTH)
+            line = substr(line, RSTART + RLENGTH)
+        }
+    }' "${env_files[@]}")
 ok "MAILHAUL_* names ($n uses in ${#env_files[@]} files) exist in common/config.h (comments: in the sources)"
 
 # ---- 4. binaries named by the deployment files -------------------------------------------------
@@ -151,10 +156,13 @@ ok "Dockerfile: multi-stage debian:12-slim, Release build, runtime without build
 # Package names exist in Debian's lists (only when apt lists are present: no apt-get update).
 begin
 if has apt-cache && compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
-    for p in "${build_pkgs[@]}" "${runtime_pkgs[@]}"; do
-        apt-cache show --no-all-versions "$p" >/dev/null 2>&1 || bad "Dockerfile: apt-cache does not know package $p"
+    # One apt-cache call (it is slow): the Package: names it knows, compared with ours.
+    all_pkgs=("${build_pkgs[@]}" "${runtime_pkgs[@]}")
+    known=$(apt-cache show --no-all-versions "${all_pkgs[@]}" 2>/dev/null | sed -n 's/^Package: //p' | sort -u || true)
+    for p in "${all_pkgs[@]}"; do
+        grep -qxF "$p" <<<"$known" || bad "Dockerfile: apt-cache does not know package $p"
     done
-    ok "Dockerfile: all $((${#build_pkgs[@]} + ${#runtime_pkgs[@]})) apt package names exist (apt-cache show)"
+    ok "Dockerfile: all ${#all_pkgs[@]} apt package names exist (apt-cache show)"
 else
     skip "Dockerfile package names (apt-cache or apt lists absent; not running apt-get update)"
 fi
@@ -167,15 +175,30 @@ bins_present=1
 for b in "${binaries[@]}"; do [ -x "$MH_BUILD_DIR/$b" ] || bins_present=0; done
 if [ $bins_present = 1 ] && has ldd && has dpkg-query; then
     needed=()
-    while read -r lib; do
+    mapfile -t libs < <(for b in "${binaries[@]}"; do ldd "$MH_BUILD_DIR/$b"; done \
+        | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u)
+    # A library's path as dpkg knows it may differ (merged /usr, symlinks): ask for all
+    # variants in one dpkg-query call (it is slow), then take the first that is owned.
+    declare -A owner=()
+    cands=()
+    for lib in "${libs[@]}"; do
+        real=$(readlink -f "$lib")
+        cands+=("$lib" "$real" "/usr$lib" "${lib#/usr}" "/usr$real" "${real#/usr}")
+    done
+    while IFS= read -r line; do
+        owner[${line#*: }]=${line%%:*}
+    done < <(dpkg-query -S "${cands[@]}" 2>/dev/null | grep -E '^[^ ,:]+(:[a-z0-9]+)?: /' | sed -E 's/^([^:]+)(:[a-z0-9]+)?: /\1: /' || true)
+    for lib in "${libs[@]}"; do
+        real=$(readlink -f "$lib")
         pkg=""
-        for cand in "$lib" "$(readlink -f "$lib")" "/usr$lib" "${lib#/usr}"; do
-            pkg=$(dpkg-query -S "$cand" 2>/dev/null | head -1 | cut -d: -f1) && [ -n "$pkg" ] && break
+        for cand in "$lib" "$real" "/usr$lib" "${lib#/usr}" "/usr$real" "${real#/usr}"; do
+            pkg=${owner[$cand]-}
+            [ -z "$pkg" ] || break
         done
         [ -n "$pkg" ] || { bad "no Debian package owns $lib"; continue; }
         case $pkg in libc6 | libgcc-s1 | libstdc++6 | libasan* | libubsan* | liblsan* | libtsan*) continue ;; esac
         in_list "$pkg" "${needed[@]+"${needed[@]}"}" || needed+=("$pkg")
-    done < <(for b in "${binaries[@]}"; do ldd "$MH_BUILD_DIR/$b"; done | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u)
+    done
     for p in "${needed[@]+"${needed[@]}"}"; do
         in_list "$p" "${runtime_pkgs[@]}" || bad "Dockerfile: the binaries link a library of $p, not installed in the runtime stage"
     done
@@ -221,7 +244,7 @@ if has redis-server && has redis-cli; then
         wait "$rpid" 2>/dev/null || true
         ok "redis.conf loads in $(redis-server --version | awk '{print $3}') (settings read back with CONFIG GET)"
     else
-        bad "redis-server refused $redis_conf: $(cat "$rdir/redis.out" 2>/dev/null; tail -5 "$rdir/redis.log" 2>/dev/null)"
+        bad "redis-server refused $redis_conf: $(cat "$rdir/redis.out" "$rdir/redis.log" 2>/dev/null | tr -s '\n' ' ')"
     fi
 else
     skip "loading redis.conf into a real redis-server (not installed)"
