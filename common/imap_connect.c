@@ -2,6 +2,8 @@
 #include "imap_connect.h"
 
 #include <event2/event.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -10,6 +12,43 @@
 const char *mh_side_name(enum mh_side side)
 {
 	return side == MH_SIDE_SOURCE ? "source" : "target";
+}
+
+/* One TLS context per (CA file, insecure) for the whole process: building one parses the
+ * entire system CA bundle, which was 83% of a worker's CPU on fleets of small mailboxes
+ * (bench/SCALE.md). An SSL_CTX may be shared by threads once configured; connections
+ * only read it (mh_tls_ssl_new). The contexts live until the process exits. */
+#define SHARED_TLS_MAX 32
+
+static struct {
+	char *ca_file;
+	bool insecure;
+	struct mh_tls *tls;
+} shared_tls_cache[SHARED_TLS_MAX];
+static size_t shared_tls_count;
+static pthread_mutex_t shared_tls_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct mh_tls *shared_tls(const struct mh_tls_opts *o, struct mh_err *err)
+{
+	const char *ca = o->ca_file != NULL ? o->ca_file : "";
+	struct mh_tls *tls = NULL;
+
+	pthread_mutex_lock(&shared_tls_lock);
+	for (size_t i = 0; i < shared_tls_count && tls == NULL; i++)
+		if (shared_tls_cache[i].insecure == o->insecure && strcmp(shared_tls_cache[i].ca_file, ca) == 0)
+			tls = shared_tls_cache[i].tls;
+	if (tls == NULL && shared_tls_count < SHARED_TLS_MAX) {
+		tls = mh_tls_new(o, err);
+		if (tls != NULL) {
+			shared_tls_cache[shared_tls_count].ca_file = strdup(ca);
+			shared_tls_cache[shared_tls_count].insecure = o->insecure;
+			shared_tls_cache[shared_tls_count++].tls = tls;
+		}
+	} else if (tls == NULL) {
+		mh_err_set(err, MH_E_INTERNAL, "more than %d distinct CA files in one process", SHARED_TLS_MAX);
+	}
+	pthread_mutex_unlock(&shared_tls_lock);
+	return tls;
 }
 
 struct open_wait {
@@ -51,7 +90,7 @@ int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum m
 		      &password_len, err) < 0)
 		return -1;
 	/* a TLS context even for imap:// --allow-plaintext: STARTTLS is used whenever offered */
-	conn->tls = mh_tls_new(&tls_opts, err);
+	conn->tls = shared_tls(&tls_opts, err);
 	if (conn->tls == NULL) {
 		mh_secret_free(&password);
 		return -1;
@@ -101,8 +140,7 @@ void mh_conn_close(struct mh_conn *conn)
 		if (conn->base != NULL)
 			event_base_loop(conn->base, EVLOOP_NONBLOCK);
 	}
-	if (conn->tls != NULL)
-		mh_tls_free(&conn->tls);
+	conn->tls = NULL; /* shared: see shared_tls() */
 	if (conn->lease_q != NULL && conn->lease.held)
 		mh_limit_release(conn->lease_q, &conn->lease, &err); /* a failed release lapses by itself */
 	conn->lease_q = NULL;

@@ -20,7 +20,7 @@ enum mh_side { MH_SIDE_SOURCE, MH_SIDE_TARGET };
 
 struct mh_conn {
 	struct imap_client *imap;
-	struct mh_tls *tls;
+	struct mh_tls *tls;    /* shared by the process (see shared_tls()): never freed here */
 	struct mh_lease lease; /* the fleet-wide connection slot it holds (limit.h) */
 	struct rq *lease_q;    /* where the lease lives; NULL when not leased */
 	struct event_base *base;
