@@ -35,6 +35,10 @@ int cli_build_spec(const struct mh_endpoint *from, const struct mh_endpoint *to,
 		   char *job_id, char *ca_path, struct mh_err *err);
 void cli_spec_cleanup(struct mh_job_spec *spec);
 int cmd_submit(int argc, char **argv);
+/* The cluster commands' defaults: $MAILHAUL_REDIS, else redis://127.0.0.1:6379; and
+ * $MAILHAUL_SEAL_KEY_FILE, else NULL. */
+const char *cli_default_redis_url(void);
+const char *cli_default_seal_key_file(void);
 
 /* --- embedded.c: a private Redis plus in-process coordinator and workers ------------- */
 struct embedded;

@@ -40,12 +40,11 @@ static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_a
 		{"to-password-file", required_argument, NULL, O_TO_PW},
 		{NULL, 0, NULL, 0},
 	};
-	const char *env = getenv("MAILHAUL_REDIS");
 	int c;
 
 	memset(a, 0, sizeof(*a));
-	a->redis_url = env != NULL && env[0] != '\0' ? env : "redis://127.0.0.1:6379";
-	a->seal_key_file = getenv("MAILHAUL_SEAL_KEY_FILE");
+	a->redis_url = cli_default_redis_url();
+	a->seal_key_file = cli_default_seal_key_file();
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {

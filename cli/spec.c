@@ -53,3 +53,17 @@ void cli_spec_cleanup(struct mh_job_spec *spec)
 	mh_bytes_free(&spec->src.sealed_password);
 	mh_bytes_free(&spec->dst.sealed_password);
 }
+
+const char *cli_default_redis_url(void)
+{
+	const char *env = getenv("MAILHAUL_REDIS");
+
+	return env != NULL && env[0] != '\0' ? env : "redis://127.0.0.1:6379";
+}
+
+const char *cli_default_seal_key_file(void)
+{
+	const char *env = getenv("MAILHAUL_SEAL_KEY_FILE");
+
+	return env != NULL && env[0] != '\0' ? env : NULL;
+}

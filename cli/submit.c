@@ -86,12 +86,11 @@ static int parse_submit_args(int argc, char **argv, struct submit_args *a)
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
-	const char *env = getenv("MAILHAUL_REDIS");
 	int c;
 
 	memset(a, 0, sizeof(*a));
-	a->redis_url = env != NULL && env[0] != '\0' ? env : "redis://127.0.0.1:6379";
-	a->seal_key_file = getenv("MAILHAUL_SEAL_KEY_FILE");
+	a->redis_url = cli_default_redis_url();
+	a->seal_key_file = cli_default_seal_key_file();
 	a->defaults.src_security = a->defaults.dst_security = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
