@@ -76,6 +76,70 @@ static int simple(struct rq *q, struct mh_err *err, struct redisReply *r)
 	return 0;
 }
 
+/* A command's arguments, built one by one (each string copied). */
+struct cmd_args {
+	int argc, cap;
+	char **argv;
+	size_t *len;
+};
+
+static void args_add(struct cmd_args *a, const char *s)
+{
+	if (a->argc == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		a->argv = realloc(a->argv, (size_t)a->cap * sizeof(*a->argv));
+		a->len = realloc(a->len, (size_t)a->cap * sizeof(*a->len));
+		if (a->argv == NULL || a->len == NULL)
+			abort();
+	}
+	a->argv[a->argc] = strdup(s);
+	if (a->argv[a->argc] == NULL)
+		abort();
+	a->len[a->argc++] = strlen(s);
+}
+
+static void args_add_u64(struct cmd_args *a, uint64_t v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%" PRIu64, v);
+	args_add(a, num);
+}
+
+/* Runs the command and empties a (for the next chunk). */
+static struct redisReply *args_run(struct rq *q, struct cmd_args *a, struct mh_err *err)
+{
+	struct redisReply *r = rq_command_argv(q, err, a->argc, (const char **)a->argv, a->len);
+
+	for (int i = 0; i < a->argc; i++)
+		free(a->argv[i]);
+	a->argc = 0;
+	return r;
+}
+
+static void args_free(struct cmd_args *a)
+{
+	for (int i = 0; i < a->argc; i++)
+		free(a->argv[i]);
+	free(a->argv);
+	free(a->len);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Big batches go in chunks, keeping each command (and a script's run) short. */
+#define MSG_CHUNK 500
+
+static uint64_t u64_field(const struct redisReply *r)
+{
+	uint64_t v = 0;
+
+	if (r == NULL || r->type != REDIS_REPLY_STRING)
+		return 0;
+	for (size_t i = 0; i < r->len && r->str[i] >= '0' && r->str[i] <= '9'; i++)
+		v = v * 10 + (uint64_t)(r->str[i] - '0');
+	return v;
+}
+
 int mh_job_submit(struct rq *q, const struct mh_job_spec *spec, struct mh_err *err)
 {
 	char key[MH_KEY_MAX], src[600], dst[600];
@@ -206,8 +270,9 @@ int mh_job_add_folder(struct rq *q, const char *job_id, uint32_t folder_idx, con
 	return simple(q, err,
 		      rq_command(q, err,
 				 "HSET %s src %s dst %s src_raw %s dst_raw %s uidvalidity %" PRIu32
-				 " messages %" PRIu64 " bytes %" PRIu64,
-				 key, f->src, f->dst, f->src_raw, f->dst_raw, f->uidvalidity, messages, bytes));
+				 " dst_uidvalidity %" PRIu32 " dst_uidnext %" PRIu32 " messages %" PRIu64 " bytes %" PRIu64,
+				 key, f->src, f->dst, f->src_raw, f->dst_raw, f->uidvalidity, f->dst_uidvalidity,
+				 f->dst_uidnext, messages, bytes));
 }
 
 int mh_job_load_folder(struct rq *q, const char *job_id, uint32_t folder_idx, struct mh_folder_ref *f,
@@ -219,10 +284,10 @@ int mh_job_load_folder(struct rq *q, const char *job_id, uint32_t folder_idx, st
 
 	memset(f, 0, sizeof(*f));
 	mh_key_folder(key, sizeof(key), job_id, folder_idx);
-	r = rq_command(q, err, "HMGET %s src dst src_raw dst_raw uidvalidity", key);
+	r = rq_command(q, err, "HMGET %s src dst src_raw dst_raw uidvalidity dst_uidvalidity dst_uidnext", key);
 	if (r == NULL)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 7)
 		rc = mh_err_set(err, MH_E_WIRE, "folder %" PRIu32 " of job %s: bad reply", folder_idx, job_id);
 	for (size_t i = 0; rc == 0 && i < 4; i++)
 		if (r->element[i]->type != REDIS_REPLY_STRING)
@@ -233,8 +298,10 @@ int mh_job_load_folder(struct rq *q, const char *job_id, uint32_t folder_idx, st
 		f->dst = strdup(r->element[1]->str);
 		f->src_raw = strdup(r->element[2]->str);
 		f->dst_raw = strdup(r->element[3]->str);
-		f->uidvalidity = (uint32_t)strtoul(r->element[4]->type == REDIS_REPLY_STRING ? r->element[4]->str : "0",
-						   NULL, 10);
+		f->uidvalidity = (uint32_t)u64_field(r->element[4]);
+		f->dst_uidvalidity = (uint32_t)u64_field(r->element[5]);
+		/* planned before this was recorded: every UID may be ours */
+		f->dst_uidnext = r->element[6]->type == REDIS_REPLY_STRING ? (uint32_t)u64_field(r->element[6]) : 1;
 	}
 	rq_reply_free(r);
 	return rc;
@@ -361,76 +428,149 @@ int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const s
 		"  end\n"
 		"end\n"
 		"return 0\n";
-	/* EVAL, script, numkeys, 4 keys, folder; then uid and size per message */
-	enum { CHUNK = 500, FIXED = 3 + 4 + 1 };
-	const char *argv[FIXED + CHUNK * 2];
-	size_t argvlen[FIXED + CHUNK * 2];
-	char keys[4][MH_KEY_MAX], fidx[16], nums[CHUNK][2][24];
+	char keys[4][MH_KEY_MAX];
+	struct cmd_args a = {0};
+	int rc = 0;
 
 	mh_key_job(keys[0], sizeof(keys[0]), job_id, NULL);
 	mh_key_job(keys[1], sizeof(keys[1]), job_id, ":done");
 	mh_key_folder(keys[2], sizeof(keys[2]), job_id, folder_idx);
 	mh_key_job(keys[3], sizeof(keys[3]), job_id, ":fail");
-	snprintf(fidx, sizeof(fidx), "%" PRIu32, folder_idx);
-	for (size_t base = 0; base < count; base += CHUNK) {
-		size_t n = count - base < CHUNK ? count - base : CHUNK;
-		struct redisReply *r;
-		int argc = 0;
+	for (size_t base = 0; base < count && rc == 0; base += MSG_CHUNK) {
+		size_t n = count - base < MSG_CHUNK ? count - base : MSG_CHUNK;
 
-		argv[argc++] = "EVAL";
-		argv[argc++] = script;
-		argv[argc++] = "4";
+		args_add(&a, "EVAL");
+		args_add(&a, script);
+		args_add(&a, "4");
 		for (int k = 0; k < 4; k++)
-			argv[argc++] = keys[k];
-		argv[argc++] = fidx;
+			args_add(&a, keys[k]);
+		args_add_u64(&a, folder_idx);
 		for (size_t i = 0; i < n; i++) {
-			snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRIu32, msgs[base + i].uid);
-			snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRIu64, msgs[base + i].size);
-			argv[argc++] = nums[i][0];
-			argv[argc++] = nums[i][1];
+			args_add_u64(&a, msgs[base + i].uid);
+			args_add_u64(&a, msgs[base + i].size);
 		}
-		for (int k = 0; k < argc; k++)
-			argvlen[k] = strlen(argv[k]);
-		r = rq_command_argv(q, err, argc, argv, argvlen);
-		if (r == NULL)
-			return -1;
-		rq_reply_free(r);
+		rc = simple(q, err, args_run(q, &a, err));
 	}
-	return 0;
+	args_free(&a);
+	return rc;
 }
 
-int mh_job_done_lookup(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
-			size_t count, bool *done_r, struct mh_err *err)
+int mh_job_msg_marks(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
+		     size_t count, enum mh_msg_mark *marks_r, struct mh_err *err)
 {
-	enum { CHUNK = 500 };
-	const char *argv[2 + CHUNK];
-	size_t argvlen[2 + CHUNK];
-	char key[MH_KEY_MAX], fields[CHUNK][32];
+	/* KEYS: done hash, inflight hash; ARGV: folder, then the UIDs */
+	static const char script[] =
+		"local out = {}\n"
+		"for i = 2, #ARGV do\n"
+		"  local field = ARGV[1] .. ':' .. ARGV[i]\n"
+		"  local d = redis.call('HGET', KEYS[1], field)\n"
+		"  local st = d and string.sub(d, 1, 1)\n"
+		"  if st == 'c' or st == 's' then out[#out + 1] = 1\n"
+		"  elseif redis.call('HEXISTS', KEYS[2], field) == 1 then out[#out + 1] = 2\n"
+		"  else out[#out + 1] = 0 end\n"
+		"end\n"
+		"return out\n";
+	char done[MH_KEY_MAX], inflight[MH_KEY_MAX];
+	struct cmd_args a = {0};
+	int rc = 0;
 
-	mh_key_job(key, sizeof(key), job_id, ":done");
-	for (size_t base = 0; base < count; base += CHUNK) {
-		size_t n = count - base < CHUNK ? count - base : CHUNK;
+	mh_key_job(done, sizeof(done), job_id, ":done");
+	mh_key_job(inflight, sizeof(inflight), job_id, ":inflight");
+	for (size_t base = 0; base < count && rc == 0; base += MSG_CHUNK) {
+		size_t n = count - base < MSG_CHUNK ? count - base : MSG_CHUNK;
 		struct redisReply *r;
-		int argc = 0;
 
-		argv[argc++] = "HMGET";
-		argv[argc++] = key;
-		for (size_t i = 0; i < n; i++) {
-			snprintf(fields[i], sizeof(fields[i]), "%" PRIu32 ":%" PRIu32, folder_idx, msgs[base + i].uid);
-			argv[argc++] = fields[i];
+		args_add(&a, "EVAL");
+		args_add(&a, script);
+		args_add(&a, "2");
+		args_add(&a, done);
+		args_add(&a, inflight);
+		args_add_u64(&a, folder_idx);
+		for (size_t i = 0; i < n; i++)
+			args_add_u64(&a, msgs[base + i].uid);
+		r = args_run(q, &a, err);
+		if (r == NULL) {
+			rc = -1;
+			break;
 		}
-		for (int k = 0; k < argc; k++)
-			argvlen[k] = strlen(argv[k]);
-		r = rq_command_argv(q, err, argc, argv, argvlen);
-		if (r == NULL)
-			return -1;
-		for (size_t i = 0; i < n; i++) {
-			const struct redisReply *e = r->type == REDIS_REPLY_ARRAY && i < r->elements ? r->element[i] : NULL;
-			done_r[base + i] = e != NULL && e->type == REDIS_REPLY_STRING && (e->str[0] == 'c' || e->str[0] == 's');
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
+			rc = mh_err_set(err, MH_E_REDIS, "message marks of job %s: unexpected reply", job_id);
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			long long v = r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : 0;
+			marks_r[base + i] = v == 1 ? MH_MARK_DONE : v == 2 ? MH_MARK_INFLIGHT : MH_MARK_NEW;
 		}
 		rq_reply_free(r);
 	}
-	return 0;
+	args_free(&a);
+	return rc;
+}
+
+int mh_job_mark_inflight(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
+			 size_t count, struct mh_err *err)
+{
+	char key[MH_KEY_MAX], field[32];
+	struct cmd_args a = {0};
+	int rc = 0;
+
+	mh_key_job(key, sizeof(key), job_id, ":inflight");
+	for (size_t base = 0; base < count && rc == 0; base += MSG_CHUNK) {
+		size_t n = count - base < MSG_CHUNK ? count - base : MSG_CHUNK;
+		struct redisReply *r;
+
+		args_add(&a, "HSET");
+		args_add(&a, key);
+		for (size_t i = 0; i < n; i++) {
+			snprintf(field, sizeof(field), "%" PRIu32 ":%" PRIu32, folder_idx, msgs[base + i].uid);
+			args_add(&a, field);
+			args_add(&a, "1");
+		}
+		r = args_run(q, &a, err);
+		rc = simple(q, err, r);
+	}
+	args_free(&a);
+	return rc;
+}
+
+int mh_job_claim_target_uid(struct rq *q, const char *job_id, uint32_t folder_idx, uint32_t src_uid,
+			    const uint32_t *cands, size_t n, uint32_t *uid_r, struct mh_err *err)
+{
+	/* KEYS: claimed hash; ARGV: folder, source uid, candidates. A copy this message
+	 * already owns (an earlier attempt claimed it, then died) comes first. */
+	static const char script[] =
+		"for i = 3, #ARGV do\n"
+		"  if redis.call('HGET', KEYS[1], ARGV[1] .. ':' .. ARGV[i]) == ARGV[2] then return tonumber(ARGV[i]) end\n"
+		"end\n"
+		"for i = 3, #ARGV do\n"
+		"  if redis.call('HSETNX', KEYS[1], ARGV[1] .. ':' .. ARGV[i], ARGV[2]) == 1 then return tonumber(ARGV[i]) end\n"
+		"end\n"
+		"return 0\n";
+	char key[MH_KEY_MAX];
+	struct cmd_args a = {0};
+	struct redisReply *r;
+	int rc = 0;
+
+	*uid_r = 0;
+	if (n == 0)
+		return 0;
+	mh_key_job(key, sizeof(key), job_id, ":claimed");
+	args_add(&a, "EVAL");
+	args_add(&a, script);
+	args_add(&a, "1");
+	args_add(&a, key);
+	args_add_u64(&a, folder_idx);
+	args_add_u64(&a, src_uid);
+	for (size_t i = 0; i < n; i++)
+		args_add_u64(&a, cands[i]);
+	r = args_run(q, &a, err);
+	args_free(&a);
+	if (r == NULL)
+		return -1;
+	if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= UINT32_MAX)
+		*uid_r = (uint32_t)r->integer;
+	else
+		rc = mh_err_set(err, MH_E_REDIS, "claim in job %s: unexpected reply", job_id);
+	rq_reply_free(r);
+	return rc;
 }
 
 int mh_job_park_batch(struct rq *q, const char *job_id, const void *batch, size_t len, struct mh_err *err)
@@ -587,13 +727,16 @@ int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t
 				 key, folders, messages, bytes, batches));
 }
 
-/* KEYS: job hash, done hash, folder hash, fail hash.
+/* KEYS: job hash, done hash, folder hash, fail hash, inflight hash, claimed hash.
  * ARGV: folder index, batch id, then per message: uid, status (c|s|f), bytes, code, detail,
  * target uid, date, subject. Failures are kept as
  * "code TAB bytes TAB batch TAB date TAB subject TAB detail".
  * The done hash maps "<folder>:<uid>" to the status letter, followed by the target UID
- * when known (APPENDUID), so a retry can check what a message became.
- * A message's first result counts; a later copied/skipped replaces a failure. */
+ * when known (APPENDUID); the claimed hash maps that target UID back to the message, so
+ * a later look at the target (settle.c) does not take this copy for another message.
+ * A message's first result counts; a later copied/skipped replaces a failure. A copied or
+ * skipped message is no longer in flight; a failed one stays so: its APPEND may have
+ * reached the target after all (a lost connection), and the next attempt looks first. */
 static const char record_script[] =
 	"local f = ARGV[1]\n"
 	"local names = {c = 'copied', s = 'skipped', f = 'failed'}\n"
@@ -619,74 +762,51 @@ static const char record_script[] =
 	"      redis.call('HSET', KEYS[4], field, ARGV[i + 3] .. '\\t' .. bytes .. '\\t' .. ARGV[2] .. '\\t' .. ARGV[i + 6] .. '\\t' .. ARGV[i + 7] .. '\\t' .. ARGV[i + 4])\n"
 	"    end\n"
 	"  end\n"
+	"  if st ~= 'f' then redis.call('HDEL', KEYS[5], field) end\n"
+	"  if st == 'c' and ARGV[i + 5] ~= '' then redis.call('HSETNX', KEYS[6], f .. ':' .. ARGV[i + 5], ARGV[i]) end\n"
 	"end\n"
 	"return 0\n";
 
 int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx, uint64_t batch_id,
 			  const struct mh_msg_result *msgs, size_t count, struct mh_err *err)
 {
-	/* Chunks keep each script call (and its argv) small. */
-	/* EVAL, script, numkeys, 4 keys, folder, batch; then PER_MSG per message */
-	enum { CHUNK = 200, FIXED = 3 + 4 + 2, PER_MSG = 8 };
-	const char *argv[FIXED + CHUNK * PER_MSG];
-	size_t argvlen[FIXED + CHUNK * PER_MSG];
-	char keys[4][MH_KEY_MAX], fidx[16], bidx[24], nums[CHUNK][3][24];
+	static const char *const suffixes[] = {NULL, ":done", NULL, ":fail", ":inflight", ":claimed"};
+	enum { CHUNK = 200 };
+	char keys[6][MH_KEY_MAX];
+	struct cmd_args a = {0};
+	int rc = 0;
 
-	mh_key_job(keys[0], sizeof(keys[0]), job_id, NULL);
-	mh_key_job(keys[1], sizeof(keys[1]), job_id, ":done");
+	for (int k = 0; k < 6; k++)
+		mh_key_job(keys[k], sizeof(keys[k]), job_id, suffixes[k]);
 	mh_key_folder(keys[2], sizeof(keys[2]), job_id, folder_idx);
-	mh_key_job(keys[3], sizeof(keys[3]), job_id, ":fail");
-	snprintf(fidx, sizeof(fidx), "%" PRIu32, folder_idx);
-	snprintf(bidx, sizeof(bidx), "%" PRIu64, batch_id);
-
-	for (size_t base = 0; base < count; base += CHUNK) {
+	for (size_t base = 0; base < count && rc == 0; base += CHUNK) {
 		size_t n = count - base < CHUNK ? count - base : CHUNK;
-		int argc = 0;
-		struct redisReply *r;
 
-		argv[argc++] = "EVAL";
-		argv[argc++] = record_script;
-		argv[argc++] = "4";
-		for (int k = 0; k < 4; k++)
-			argv[argc++] = keys[k];
-		argv[argc++] = fidx;
-		argv[argc++] = bidx;
+		args_add(&a, "EVAL");
+		args_add(&a, record_script);
+		args_add(&a, "6");
+		for (int k = 0; k < 6; k++)
+			args_add(&a, keys[k]);
+		args_add_u64(&a, folder_idx);
+		args_add_u64(&a, batch_id);
 		for (size_t i = 0; i < n; i++) {
 			const struct mh_msg_result *m = &msgs[base + i];
-			snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRIu32, m->uid);
-			snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRIu64, m->bytes);
-			argv[argc++] = nums[i][0];
-			argv[argc++] = m->status == MH_MSG_COPIED ? "c" : m->status == MH_MSG_SKIPPED ? "s" : "f";
-			argv[argc++] = nums[i][1];
-			argv[argc++] = m->error != NULL ? m->error : "";
-			argv[argc++] = m->detail != NULL ? m->detail : "";
+			args_add_u64(&a, m->uid);
+			args_add(&a, m->status == MH_MSG_COPIED ? "c" : m->status == MH_MSG_SKIPPED ? "s" : "f");
+			args_add_u64(&a, m->bytes);
+			args_add(&a, m->error != NULL ? m->error : "");
+			args_add(&a, m->detail != NULL ? m->detail : "");
 			if (m->dst_uid != 0)
-				snprintf(nums[i][2], sizeof(nums[i][2]), "%" PRIu32, m->dst_uid);
+				args_add_u64(&a, m->dst_uid);
 			else
-				nums[i][2][0] = '\0';
-			argv[argc++] = nums[i][2];
-			argv[argc++] = m->date != NULL ? m->date : "";
-			argv[argc++] = m->subject != NULL ? m->subject : "";
+				args_add(&a, "");
+			args_add(&a, m->date != NULL ? m->date : "");
+			args_add(&a, m->subject != NULL ? m->subject : "");
 		}
-		for (int k = 0; k < argc; k++)
-			argvlen[k] = strlen(argv[k]);
-		r = rq_command_argv(q, err, argc, argv, argvlen);
-		if (r == NULL)
-			return -1;
-		rq_reply_free(r);
+		rc = simple(q, err, args_run(q, &a, err));
 	}
-	return 0;
-}
-
-static uint64_t u64_field(const struct redisReply *r)
-{
-	uint64_t v = 0;
-
-	if (r == NULL || r->type != REDIS_REPLY_STRING)
-		return 0;
-	for (size_t i = 0; i < r->len && r->str[i] >= '0' && r->str[i] <= '9'; i++)
-		v = v * 10 + (uint64_t)(r->str[i] - '0');
-	return v;
+	args_free(&a);
+	return rc;
 }
 
 static void str_field(const struct redisReply *r, char *dst, size_t len)

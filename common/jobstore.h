@@ -8,6 +8,10 @@
  *   mh:job:<id>:folder:<i>   hash: src, dst, counters of folder i
  *   mh:job:<id>:done         hash: "<folder>:<uid>" -> c|s|f, so a result counts once
  *   mh:job:<id>:fail         hash: "<folder>:<uid>" -> "CODE\tsize\tdetail"
+ *   mh:job:<id>:inflight     hash: "<folder>:<uid>" -> "1" while an attempt may have appended
+ *                            the message but its result is not recorded (see settle.c)
+ *   mh:job:<id>:claimed      hash: "<folder>:<target uid>" -> source uid: which target copy
+ *                            belongs to which source message
  *   mh:job:<id>:parked       list: batches held back while the job is paused
  *   mh:index                 sorted set of job ids by creation time
  *   mh:active                set of jobs not yet in a final state (swept by the coordinator)
@@ -71,6 +75,9 @@ struct mh_folder_ref {
 	char *src, *dst;         /* display */
 	char *src_raw, *dst_raw; /* as on the servers */
 	uint32_t uidvalidity;
+	/* The target folder when planned: every copy of ours has a UID >= dst_uidnext as long
+	 * as its UIDVALIDITY is still dst_uidvalidity (0: created by the plan, any). */
+	uint32_t dst_uidvalidity, dst_uidnext;
 };
 int mh_job_add_folder(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_folder_ref *f,
 		      uint64_t messages, uint64_t bytes, struct mh_err *err);
@@ -96,10 +103,18 @@ int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err);
  * counts as new (for a requeue). Messages that did not fail are left alone. */
 int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
 		  size_t count, struct mh_err *err);
-/* Sets done_r[i] for each message already recorded as copied or skipped (a redelivered
- * batch must not copy those again). 0 or -1. */
-int mh_job_done_lookup(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
-		       size_t count, bool *done_r, struct mh_err *err);
+/* What a delivered batch's messages are: recorded as copied or skipped (not again), in
+ * flight (an earlier attempt may have appended them: look on the target first), or new. */
+enum mh_msg_mark { MH_MARK_NEW, MH_MARK_DONE, MH_MARK_INFLIGHT };
+int mh_job_msg_marks(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
+		     size_t count, enum mh_msg_mark *marks_r, struct mh_err *err);
+/* Worker, before appending: these messages are in flight until their result is recorded. */
+int mh_job_mark_inflight(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
+			 size_t count, struct mh_err *err);
+/* Gives the source message src_uid the first of the target UIDs cands[] that no other
+ * message owns (one already its own counts). *uid_r: that UID, or 0 when all are taken. */
+int mh_job_claim_target_uid(struct rq *q, const char *job_id, uint32_t folder_idx, uint32_t src_uid,
+			    const uint32_t *cands, size_t n, uint32_t *uid_r, struct mh_err *err);
 /* Worker: holds the batch back if its job is paused. 1 parked, 0 not paused, -1 error. */
 int mh_job_park_batch(struct rq *q, const char *job_id, const void *batch, size_t len, struct mh_err *err);
 /* Lists jobs, newest first (at most max). Heap array of heap strings. */

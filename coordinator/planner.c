@@ -16,6 +16,7 @@
 #include "imap_utf7.h"
 #include "jobstore.h"
 #include "log.h"
+#include "msgheader.h"
 #include "rq.h"
 #include "uidset.h"
 #include "wire.h"
@@ -32,7 +33,7 @@ struct plan_msg {
 struct plan_box {
 	struct plan_msg *msgs; /* ascending UID (and so ascending sequence number) */
 	size_t count, cap;
-	uint32_t uidvalidity;
+	uint32_t uidvalidity, uidnext;
 	uint32_t exists;
 	EVP_MD_CTX *hash;      /* header hash in progress */
 	struct plan_msg *hashing;
@@ -234,52 +235,6 @@ static struct plan_msg *box_by_seq(struct plan_box *b, uint32_t seq)
 	return NULL;
 }
 
-/* The Message-ID in a "Message-ID: <x@y>\r\n\r\n" block (folded lines unfolded), or NULL. */
-static char *message_id_from_header(const char *h, size_t len)
-{
-	const char *end = h + len, *line = h;
-
-	while (line < end) {
-		const char *eol = memchr(line, '\n', (size_t)(end - line));
-		const char *next = eol != NULL ? eol + 1 : end;
-
-		if ((size_t)(end - line) > 11 && strncasecmp(line, "message-id:", 11) == 0) {
-			char buf[1024];
-			size_t o = 0;
-			const char *v = line + 11;
-			const char *lt, *gt;
-
-			/* the value runs on through continuation lines (leading white space) */
-			for (;;) {
-				for (; v < next && o + 1 < sizeof(buf); v++)
-					if (*v != '\r' && *v != '\n')
-						buf[o++] = *v == '\t' ? ' ' : *v;
-				if (next >= end || (*next != ' ' && *next != '\t'))
-					break;
-				v = next;
-				eol = memchr(v, '\n', (size_t)(end - v));
-				next = eol != NULL ? eol + 1 : end;
-			}
-			buf[o] = '\0';
-			lt = strchr(buf, '<');
-			gt = lt != NULL ? strchr(lt, '>') : NULL;
-			if (lt != NULL && gt != NULL)
-				return strndup(lt, (size_t)(gt - lt + 1));
-			/* no angle brackets: the trimmed value, if any */
-			{
-				char *s = buf, *e = buf + o;
-				while (*s == ' ')
-					s++;
-				while (e > s && e[-1] == ' ')
-					e--;
-				return e > s ? strndup(s, (size_t)(e - s)) : NULL;
-			}
-		}
-		line = next;
-	}
-	return NULL;
-}
-
 static void on_ids(void *ctx, const struct imap_response *r)
 {
 	struct plan *p = ctx;
@@ -316,7 +271,7 @@ static void on_ids(void *ctx, const struct imap_response *r)
 	m->seq = r->number;
 	m->size = size;
 	if (hdr != NULL && (hdr->type == IMAP_ARG_LITERAL || hdr->type == IMAP_ARG_STRING)) {
-		char *id = message_id_from_header(hdr->str, hdr->len);
+		char *id = mh_header_message_id(hdr->str, hdr->len);
 		if (id != NULL) {
 			size_t n = strlen(id) + 3;
 			m->key = malloc(n);
@@ -391,6 +346,9 @@ static void on_examine(void *ctx, const struct imap_response *r)
 	if (r->status == IMAP_STATUS_OK && r->code != NULL && strcmp(r->code, "UIDVALIDITY") == 0 &&
 	    imap_parse_number(r->code_args, strlen(r->code_args), UINT32_MAX, &v) == 0)
 		p->box->uidvalidity = (uint32_t)v;
+	else if (r->status == IMAP_STATUS_OK && r->code != NULL && strcmp(r->code, "UIDNEXT") == 0 &&
+		 imap_parse_number(r->code_args, strlen(r->code_args), UINT32_MAX, &v) == 0)
+		p->box->uidnext = (uint32_t)v;
 	else if (r->name != NULL && strcmp(r->name, "EXISTS") == 0 && r->has_number)
 		p->box->exists = r->number;
 }
@@ -687,7 +645,14 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 			mh_warn("planner", "%s: folder \"%s\" becomes \"%s\" on the target (separator clash)", p->job_id,
 				src_disp, dst_disp);
 		{
-			struct mh_folder_ref ref = {src_disp, dst_disp, (char *)src[i].name, dst_name, sbox.uidvalidity};
+			/* Our copies will get UIDs from here on (a folder we created holds only
+			 * ours: dbox is empty then); a server that sent no UIDNEXT gets one past
+			 * the highest UID it has. */
+			uint32_t uidnext = dbox.uidnext > 0 ? dbox.uidnext : 1;
+			if (dbox.count > 0 && dbox.msgs[dbox.count - 1].uid >= uidnext)
+				uidnext = dbox.msgs[dbox.count - 1].uid + 1;
+			struct mh_folder_ref ref = {src_disp, dst_disp, (char *)src[i].name, dst_name, sbox.uidvalidity,
+						    dbox.uidvalidity, uidnext};
 			rc = mh_job_add_folder(p->q, p->job_id, idx, &ref, sbox.count, bytes, err);
 		}
 		if (rc == 0 && sf != NULL)

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "fault.h"
 #include "imap_client.h"
 #include "uidset.h"
 #include "log.h"
@@ -196,6 +198,18 @@ static int select_source(struct copy_run *r, struct copy_source_state *st, struc
 				  b->src_folder, r->uidvalidity, b->src_uidvalidity);
 	st->folder = strdup(b->src_folder);
 	st->uidvalidity = r->uidvalidity;
+	return 0;
+}
+
+int copy_select_source(struct event_base *base, struct imap_client *src, struct copy_source_state *state,
+		       const struct mh_batch *b, struct mh_err *err)
+{
+	struct copy_run r = {.base = base, .src = src, .batch = b};
+
+	if (select_source(&r, state, err) < 0) {
+		copy_source_state_reset(state);
+		return -1;
+	}
 	return 0;
 }
 
@@ -394,6 +408,11 @@ static void on_append_done(void *ctx, const struct imap_response *tagged, const 
 			size_t k = g->idx[i];
 			uint32_t dst_uid = n == (int)g->count ? uids[i] : 0;
 			set_result(r, k, MH_MSG_COPIED, dst_uid, r->batch->msgs[k].size, NULL);
+		}
+		if (mh_fault("append-ok")) {
+			/* crash tests: the target has the messages, nobody else knows */
+			mh_error("copy", "fault append-ok: exiting as if killed");
+			_exit(137);
 		}
 	} else if (conn_error(err)) {
 		r->dst_broken = true;

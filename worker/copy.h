@@ -27,6 +27,11 @@ struct copy_source_state {
 };
 void copy_source_state_reset(struct copy_source_state *s);
 
+/* EXAMINEs b's source folder unless state says it is selected, and checks that its
+ * UIDVALIDITY is still the planned one. 0, or -1 (state is reset). */
+int copy_select_source(struct event_base *base, struct imap_client *src, struct copy_source_state *state,
+		       const struct mh_batch *b, struct mh_err *err);
+
 /* Copies batch b (UIDs in any order). res->msgs gets one result per message of the batch,
  * in ascending UID order (res->count is set); failed ones carry their INTERNALDATE and
  * Subject (a SHA-256 fingerprint of it unless plain_subjects) for the failure ledger.

@@ -14,6 +14,7 @@
 #include "jobstore.h"
 #include "log.h"
 #include "rq.h"
+#include "settle.h"
 #include "wire.h"
 
 /* Connections idle this long are closed (they hold server slots and fleet leases). */
@@ -113,10 +114,81 @@ static void fail_batch(const struct mh_batch *b, struct mh_batch_result *res, co
 	res->detail = e->detail[0] != '\0' ? strdup(e->detail) : NULL;
 }
 
-/* Returns false when the batch could not start for lack of a connection slot; it then
- * goes back to the retry schedule and no result is published. */
-static bool run_batch(struct worker_thread *t, const struct mh_batch *b, struct mh_batch_result *res)
+struct claim_ctx {
+	struct rq *rq;
+	const struct mh_batch *b;
+};
+
+static int claim_target_uid(void *ctx, uint32_t src_uid, const uint32_t *cands, size_t n, uint32_t *uid_r,
+			    struct mh_err *err)
 {
+	struct claim_ctx *c = ctx;
+
+	return mh_job_claim_target_uid(c->rq, c->b->job_id, c->b->folder_idx, src_uid, cands, n, uid_r, err);
+}
+
+/* Messages an earlier attempt may have appended (inflight[i]) that are found on the target
+ * leave b and become copied results in *settled_r. 0, or -1 when the batch cannot go on. */
+static int settle_batch(struct worker_thread *t, struct mh_batch *b, const bool *inflight,
+			struct mh_msg_result **settled_r, size_t *nsettled_r, struct mh_err *err)
+{
+	struct mh_folder_ref f;
+	struct settle_target target;
+	struct claim_ctx cc = {t->rq, b};
+	uint32_t *found = calloc(b->count + 1, sizeof(*found));
+	size_t kept = 0;
+	int rc;
+
+	*settled_r = NULL;
+	*nsettled_r = 0;
+	if (found == NULL)
+		abort();
+	if (mh_job_load_folder(t->rq, b->job_id, b->folder_idx, &f, err) < 0) {
+		free(found);
+		return -1;
+	}
+	target = (struct settle_target){f.dst_uidvalidity, f.dst_uidnext};
+	mh_folder_ref_cleanup(&f);
+	rc = settle_inflight(t->base, t->src.imap, t->dst.imap, &t->src_state, b, inflight, &target, claim_target_uid,
+			     &cc, found, err);
+	if (rc == 0) {
+		*settled_r = calloc(b->count + 1, sizeof(**settled_r));
+		if (*settled_r == NULL)
+			abort();
+		for (size_t i = 0; i < b->count; i++) {
+			if (found[i] == 0) {
+				b->msgs[kept++] = b->msgs[i];
+				continue;
+			}
+			(*settled_r)[(*nsettled_r)++] = (struct mh_msg_result){
+				.uid = b->msgs[i].uid, .status = MH_MSG_COPIED, .dst_uid = found[i], .bytes = b->msgs[i].size};
+		}
+		b->count = kept;
+	}
+	free(found);
+	return rc;
+}
+
+/* Adds n results to res (which owns them afterwards). */
+static void add_results(struct mh_batch_result *res, struct mh_msg_result *more, size_t n)
+{
+	if (n == 0)
+		return;
+	res->msgs = realloc(res->msgs, (res->count + n + 1) * sizeof(*res->msgs));
+	if (res->msgs == NULL)
+		abort();
+	memcpy(&res->msgs[res->count], more, n * sizeof(*more));
+	res->count += n;
+}
+
+/* Returns false when the batch could not start for lack of a connection slot; it then
+ * goes back to the retry schedule and no result is published. inflight[i]: an earlier
+ * attempt may have appended message i. */
+static bool run_batch(struct worker_thread *t, struct mh_batch *b, const bool *inflight, struct mh_batch_result *res)
+{
+	struct mh_msg_result *settled = NULL;
+	size_t nsettled = 0;
+	bool any_inflight = false;
 	enum mh_job_state state;
 	struct mh_err e;
 	uint64_t t0 = mh_now_ms();
@@ -156,12 +228,28 @@ static bool run_batch(struct worker_thread *t, const struct mh_batch *b, struct 
 		fail_batch(b, res, &e);
 		return true;
 	}
-	if (copy_batch(t->base, t->src.imap, t->dst.imap, &t->src_state, b,
-		       (t->spec.flags & MH_JOB_LEDGER_SUBJECTS) != 0, res, &e) < 0) {
+	for (size_t i = 0; i < b->count; i++)
+		any_inflight |= inflight[i];
+	if (any_inflight && settle_batch(t, b, inflight, &settled, &nsettled, &e) < 0) {
+		mh_warn("worker", "batch %s/%" PRIu64 ": cannot look for earlier copies: %s (%s)", b->job_id,
+			b->batch_id, mh_err_text(e.code), e.detail);
+		drop_connections(t);
+		fail_batch(b, res, &e);
+		return true;
+	}
+	/* Marked before the first byte goes out: from here until its result is recorded, a
+	 * message may be on the target without Redis knowing it. */
+	if (b->count > 0 && mh_job_mark_inflight(t->rq, b->job_id, b->folder_idx, b->msgs, b->count, &e) < 0) {
+		mh_err_set(&e, MH_E_REDIS, "cannot mark the batch in flight: %s", e.detail);
+		fail_batch(b, res, &e);
+	} else if (b->count > 0 && copy_batch(t->base, t->src.imap, t->dst.imap, &t->src_state, b,
+					      (t->spec.flags & MH_JOB_LEDGER_SUBJECTS) != 0, res, &e) < 0) {
 		mh_warn("worker", "batch %s/%" PRIu64 ": %s (%s); reconnecting", b->job_id, b->batch_id,
 			mh_err_text(e.code), e.detail);
 		drop_connections(t);
 	}
+	add_results(res, settled, nsettled);
+	free(settled);
 	for (size_t i = 0; i < res->count; i++) {
 		copied += res->msgs[i].status == MH_MSG_COPIED;
 		failed += res->msgs[i].status == MH_MSG_FAILED;
@@ -185,6 +273,9 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 	struct mh_batch_result res;
 	struct mh_bytes enc = {0};
 	struct mh_err err;
+	enum mh_msg_mark *marks;
+	bool *inflight;
+	size_t kept = 0;
 	uint64_t started;
 
 	memset(&res, 0, sizeof(res));
@@ -201,30 +292,40 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 		return 0;
 	}
 	/* A redelivered batch (its worker died after reporting but before acknowledging) must
-	 * not copy what is already recorded as copied. */
-	{
-		bool *done = calloc(b.count + 1, sizeof(*done));
-		size_t kept = 0;
-		if (done == NULL)
-			abort();
-		if (mh_job_done_lookup(t->rq, b.job_id, b.folder_idx, b.msgs, b.count, done, &err) == 0) {
-			for (size_t i = 0; i < b.count; i++)
-				if (!done[i])
-					b.msgs[kept++] = b.msgs[i];
-			if (kept < b.count)
-				mh_info("worker", "batch %s/%" PRIu64 ": %zu messages already copied, not again", b.job_id,
-					b.batch_id, b.count - kept);
-			b.count = kept;
-		}
-		free(done);
+	 * not copy what is already recorded as copied; what an attempt may have appended
+	 * without a recorded result is looked for on the target first (settle.c). */
+	marks = calloc(b.count + 1, sizeof(*marks));
+	inflight = calloc(b.count + 1, sizeof(*inflight));
+	if (marks == NULL || inflight == NULL)
+		abort();
+	if (mh_job_msg_marks(t->rq, b.job_id, b.folder_idx, b.msgs, b.count, marks, &err) < 0) {
+		/* Redis is gone: leave the batch pending; it comes back */
+		mh_warn("worker", "batch %s/%" PRIu64 ": %s", b.job_id, b.batch_id, err.detail);
+		free(marks);
+		free(inflight);
+		mh_batch_cleanup(&b);
+		return -1;
 	}
+	for (size_t i = 0; i < b.count; i++) {
+		if (marks[i] == MH_MARK_DONE)
+			continue;
+		inflight[kept] = marks[i] == MH_MARK_INFLIGHT;
+		b.msgs[kept++] = b.msgs[i];
+	}
+	if (kept < b.count)
+		mh_info("worker", "batch %s/%" PRIu64 ": %zu messages already copied, not again", b.job_id, b.batch_id,
+			b.count - kept);
+	b.count = kept;
+	free(marks);
 	started = t->last_batch_ms = mh_now_ms();
-	if (b.count > 0 && !run_batch(t, &b, &res)) {
+	if (b.count > 0 && !run_batch(t, &b, inflight, &res)) {
 		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
+		free(inflight);
 		mh_batch_result_cleanup(&res);
 		mh_batch_cleanup(&b);
 		return 0;
 	}
+	free(inflight);
 	res.attempt = b.attempt;
 	res.elapsed_ms = mh_now_ms() - started;
 	res.job_id = b.job_id;

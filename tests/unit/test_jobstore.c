@@ -42,7 +42,7 @@ static struct rq *fresh_job(void **state, const char *job, uint64_t messages)
 	struct redis_fixture *f = redis_fixture_need(state);
 	struct mh_err err;
 	struct rq *q = rq_connect(f->url, 5000, &err);
-	struct mh_folder_ref ref = {"INBOX", "INBOX", "INBOX", "INBOX", 7};
+	struct mh_folder_ref ref = {"INBOX", "INBOX", "INBOX", "INBOX", 7, 9, 1};
 	char key[MH_KEY_MAX];
 
 	if (q == NULL)
@@ -127,6 +127,59 @@ static void test_success_replaces_failure_but_not_the_reverse(void **state)
 	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 6, m, 4, &err), 0);
 	c = counts(q, "j-replace");
 	assert_true(c.failed == 6 && c.copied == 4);
+	rq_free(&q);
+}
+
+/* In flight from the mark until the result is recorded (copied or skipped); a failure
+ * leaves it in flight (its APPEND may have arrived after all). Done beats in flight. */
+static void test_inflight_marks_follow_the_results(void **state)
+{
+	struct mh_batch_msg msgs[4] = {{1, 100}, {2, 100}, {3, 100}, {4, 100}};
+	enum mh_msg_mark marks[4];
+	struct mh_msg_result m[3];
+	struct rq *q = fresh_job(state, "j-inflight", 4);
+	struct mh_err err;
+
+	assert_int_equal(mh_job_msg_marks(q, "j-inflight", 0, msgs, 4, marks, &err), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(marks[i], MH_MARK_NEW);
+	assert_int_equal(mh_job_mark_inflight(q, "j-inflight", 0, msgs, 3, &err), 0);
+	results(m, 2, 1, MH_MSG_COPIED, NULL);
+	results(&m[2], 1, 3, MH_MSG_FAILED, "CONNECTION_LOST");
+	assert_int_equal(mh_job_record_results(q, "j-inflight", 0, 1, m, 3, &err), 0);
+	assert_int_equal(mh_job_msg_marks(q, "j-inflight", 0, msgs, 4, marks, &err), 0);
+	assert_int_equal(marks[0], MH_MARK_DONE);
+	assert_int_equal(marks[1], MH_MARK_DONE);
+	assert_int_equal(marks[2], MH_MARK_INFLIGHT);
+	assert_int_equal(marks[3], MH_MARK_NEW);
+	/* another folder's UID 3 is another message */
+	assert_int_equal(mh_job_msg_marks(q, "j-inflight", 1, &msgs[2], 1, marks, &err), 0);
+	assert_int_equal(marks[0], MH_MARK_NEW);
+	rq_free(&q);
+}
+
+/* A target copy belongs to one source message: recorded APPENDUIDs claim theirs, a claim
+ * takes the first free candidate, and asking again gives a message the copy it owns. */
+static void test_claims_give_each_copy_one_owner(void **state)
+{
+	struct mh_msg_result m[1];
+	struct rq *q = fresh_job(state, "j-claim", 4);
+	struct mh_err err;
+	uint32_t got;
+	const uint32_t cands[] = {1000, 1001, 1002};
+
+	results(m, 1, 1, MH_MSG_COPIED, NULL); /* source 1 -> target 1000 */
+	assert_int_equal(mh_job_record_results(q, "j-claim", 0, 1, m, 1, &err), 0);
+	assert_int_equal(mh_job_claim_target_uid(q, "j-claim", 0, 2, cands, 3, &got, &err), 0);
+	assert_int_equal(got, 1001);
+	assert_int_equal(mh_job_claim_target_uid(q, "j-claim", 0, 3, cands, 3, &got, &err), 0);
+	assert_int_equal(got, 1002);
+	assert_int_equal(mh_job_claim_target_uid(q, "j-claim", 0, 4, cands, 3, &got, &err), 0);
+	assert_int_equal(got, 0); /* all taken: append it */
+	assert_int_equal(mh_job_claim_target_uid(q, "j-claim", 0, 3, cands, 3, &got, &err), 0);
+	assert_int_equal(got, 1002); /* its own, again (a settle that died before reporting) */
+	assert_int_equal(mh_job_claim_target_uid(q, "j-claim", 1, 4, cands, 1, &got, &err), 0);
+	assert_int_equal(got, 1000); /* claims are per folder */
 	rq_free(&q);
 }
 
@@ -235,6 +288,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_many_results_counts_each_once),
 		cmocka_unit_test(test_success_replaces_failure_but_not_the_reverse),
+		cmocka_unit_test(test_inflight_marks_follow_the_results),
+		cmocka_unit_test(test_claims_give_each_copy_one_owner),
 		cmocka_unit_test(test_unfail_takes_failures_out_of_the_counts),
 		cmocka_unit_test(test_pause_parks_and_resume_releases),
 		cmocka_unit_test(test_retry_waits_until_due),

@@ -1,0 +1,51 @@
+/* msgheader.c - fields of a message header block (see msgheader.h). */
+#include "msgheader.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+char *mh_header_message_id(const char *h, size_t len)
+{
+	const char *end = h + len, *line = h;
+
+	while (line < end) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		const char *next = eol != NULL ? eol + 1 : end;
+
+		if ((size_t)(end - line) > 11 && strncasecmp(line, "message-id:", 11) == 0) {
+			char buf[1024];
+			size_t o = 0;
+			const char *v = line + 11;
+			const char *lt, *gt;
+
+			/* the value runs on through continuation lines (leading white space) */
+			for (;;) {
+				for (; v < next && o + 1 < sizeof(buf); v++)
+					if (*v != '\r' && *v != '\n')
+						buf[o++] = *v == '\t' ? ' ' : *v;
+				if (next >= end || (*next != ' ' && *next != '\t'))
+					break;
+				v = next;
+				eol = memchr(v, '\n', (size_t)(end - v));
+				next = eol != NULL ? eol + 1 : end;
+			}
+			buf[o] = '\0';
+			lt = strchr(buf, '<');
+			gt = lt != NULL ? strchr(lt, '>') : NULL;
+			if (lt != NULL && gt != NULL)
+				return strndup(lt, (size_t)(gt - lt + 1));
+			/* no angle brackets: the trimmed value, if any */
+			{
+				char *s = buf, *e = buf + o;
+				while (*s == ' ')
+					s++;
+				while (e > s && e[-1] == ' ')
+					e--;
+				return e > s ? strndup(s, (size_t)(e - s)) : NULL;
+			}
+		}
+		line = next;
+	}
+	return NULL;
+}
