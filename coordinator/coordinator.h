@@ -15,6 +15,7 @@ struct coordinator_opts {
 	const struct mh_seal_key *seal_key;
 	const char *name; /* consumer name; default "coordinator" */
 	struct planner_opts planner;
+	unsigned planners; /* jobs planned at once (default 4) */
 	/* Transient failures (connection lost, timeout, [UNAVAILABLE], throttling) go back as
 	 * smaller batches after retry_base_ms * 2^attempt (at most retry_max_ms, +-20% jitter),
 	 * up to retry_attempts deliveries in all; then they count as failed. */

@@ -10,22 +10,29 @@ int main(int argc, char **argv)
 	struct coordinator_opts o = {0};
 	struct mh_seal_key key;
 	struct mh_err err;
-	int rc = mh_daemon_init(argc, argv, "mailhaul-coordinator", false, &cfg, &key, &stop_requested);
+	int rc = mh_daemon_init(argc, argv, "mailhaul-coordinator", MH_DAEMON_COORDINATOR, &cfg, &key,
+				&stop_requested);
 
-	if (rc >= 0)
+	if (rc >= 0) {
+		mh_daemon_config_cleanup(&cfg);
 		return rc;
+	}
 	o.redis_url = cfg.redis_url;
 	o.seal_key = &key;
 	o.name = cfg.name;
+	o.planners = cfg.planners;
 	planner_opts_default(&o.planner);
 	if (cfg.batch_messages > 0)
 		o.planner.batch_max_msgs = cfg.batch_messages;
 	if (cfg.batch_mb > 0)
 		o.planner.batch_max_bytes = (uint64_t)cfg.batch_mb * 1024 * 1024;
+	rc = 0;
 	if (coordinator_run(&o, &stop_requested, &err) < 0) {
 		mh_error("coordinator", "%s: %s", mh_err_text(err.code), err.detail);
-		return 1;
+		rc = 1;
+	} else {
+		mh_info("coordinator", "stopped");
 	}
-	mh_info("coordinator", "stopped");
-	return 0;
+	mh_daemon_config_cleanup(&cfg);
+	return rc;
 }

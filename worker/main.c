@@ -11,18 +11,25 @@ int main(int argc, char **argv)
 	struct worker_opts o = {0};
 	struct mh_seal_key key;
 	struct mh_err err;
-	int rc = mh_daemon_init(argc, argv, "mailhaul-worker", true, &cfg, &key, &stop_requested);
+	int rc = mh_daemon_init(argc, argv, "mailhaul-worker", MH_DAEMON_WORKER, &cfg, &key, &stop_requested);
 
-	if (rc >= 0)
+	if (rc >= 0) {
+		mh_daemon_config_cleanup(&cfg);
 		return rc;
+	}
 	o.redis_url = cfg.redis_url;
 	o.seal_key = &key;
 	o.concurrency = cfg.concurrency;
 	o.name = cfg.name;
+	o.claim_idle_ms = cfg.claim_idle_ms;
+	o.shutdown_grace_ms = cfg.shutdown_grace_ms;
+	rc = 0;
 	if (worker_run(&o, &stop_requested, &err) < 0) {
 		mh_error("worker", "%s: %s", mh_err_text(err.code), err.detail);
-		return 1;
+		rc = 1;
+	} else {
+		mh_info("worker", "stopped");
 	}
-	mh_info("worker", "stopped");
-	return 0;
+	mh_daemon_config_cleanup(&cfg);
+	return rc;
 }

@@ -19,6 +19,7 @@ struct worker_opts {
 	const char *name;           /* consumer name prefix; default "<host>-<pid>" */
 	unsigned claim_idle_ms;     /* take over batches idle this long (default 60000) */
 	unsigned command_timeout_ms;/* IMAP command timeout (default 120000) */
+	unsigned shutdown_grace_ms; /* after *stop, time to finish batches in hand (default 30000) */
 };
 
 /* Blocks until *stop becomes non-zero (checked at least once a second), then lets the
