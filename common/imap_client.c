@@ -945,6 +945,11 @@ static void fail_with(struct imap_client *c, enum mh_err_code code, const char *
 	fail_connection(c, &err);
 }
 
+void imap_client_abort(struct imap_client *c, const struct mh_err *why)
+{
+	fail_connection(c, why);
+}
+
 /* The error a closed connection reports: the server's BYE if it sent one. */
 static void closed_error(struct imap_client *c, short what, int sock_err, struct mh_err *err)
 {

@@ -88,6 +88,10 @@ void imap_client_free(struct imap_client **c);
 void imap_client_open(struct imap_client *c, imap_done_cb_t *done, void *ctx);
 
 bool imap_client_is_open(const struct imap_client *c);
+/* Closes the connection as if it had died with why: every pending command completes
+ * with why (from the event loop, not inside this call). For a worker whose shutdown
+ * grace period is over. */
+void imap_client_abort(struct imap_client *c, const struct mh_err *why);
 /* Case-insensitive; "LITERAL+", "MULTIAPPEND", "UIDPLUS", "SPECIAL-USE", "APPENDLIMIT"...
  * cap matches a capability "cap" and any "cap=value" ("AUTH" matches "AUTH=PLAIN"). */
 bool imap_client_has_cap(const struct imap_client *c, const char *cap);

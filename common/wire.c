@@ -761,18 +761,23 @@ out:
 }
 
 /* Frees what r owns (including every message's error and detail) and zeroes it. */
+void mh_msg_result_cleanup(struct mh_msg_result *m)
+{
+	free(m->error);
+	free(m->detail);
+	free(m->date);
+	free(m->subject);
+	memset(m, 0, sizeof(*m));
+}
+
 void mh_batch_result_cleanup(struct mh_batch_result *r)
 {
 	if (r == NULL)
 		return;
 	free(r->job_id);
 	free(r->worker);
-	for (size_t i = 0; i < r->count; i++) {
-		free(r->msgs[i].error);
-		free(r->msgs[i].detail);
-		free(r->msgs[i].date);
-		free(r->msgs[i].subject);
-	}
+	for (size_t i = 0; i < r->count; i++)
+		mh_msg_result_cleanup(&r->msgs[i]);
 	free(r->msgs);
 	free(r->error);
 	free(r->detail);

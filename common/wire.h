@@ -101,6 +101,8 @@ void mh_batch_cleanup(struct mh_batch *b);
 
 int mh_batch_result_encode(const struct mh_batch_result *r, struct mh_bytes *out, struct mh_err *err);
 int mh_batch_result_decode(const void *data, size_t len, struct mh_batch_result *r, struct mh_err *err);
+/* Frees one message result's strings. */
+void mh_msg_result_cleanup(struct mh_msg_result *m);
 void mh_batch_result_cleanup(struct mh_batch_result *r);
 
 #endif

@@ -509,6 +509,11 @@ static void literal_begin(struct copy_run *r, const struct imap_event *ev)
 	}
 	r->cur = (size_t)(m - r->msgs);
 	r->group->idx[r->group->count++] = r->cur;
+	if (mh_fault("body-stall")) {
+		/* shutdown tests: a transfer that never ends (paused, no timeout runs) */
+		mh_error("copy", "fault body-stall: the source stalls");
+		imap_client_pause_reading(r->src, true);
+	}
 	r->group->bytes += ev->literal_size;
 	r->streaming = true;
 }

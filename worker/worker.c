@@ -35,6 +35,11 @@ struct worker_thread {
 	struct mh_conn src, dst;
 	struct copy_source_state src_state;
 	uint64_t last_batch_ms;
+
+	/* shutdown: checked during batches by a timer on base */
+	struct event *watchdog;
+	uint64_t stop_seen_ms;
+	bool handing_back; /* the grace period ran out: connections cut, batch goes back */
 };
 
 static void drop_connections(struct worker_thread *t)
@@ -244,8 +249,9 @@ static bool run_batch(struct worker_thread *t, struct mh_batch *b, const bool *i
 		fail_batch(b, res, &e);
 	} else if (b->count > 0 && copy_batch(t->base, t->src.imap, t->dst.imap, &t->src_state, b,
 					      (t->spec.flags & MH_JOB_LEDGER_SUBJECTS) != 0, res, &e) < 0) {
-		mh_warn("worker", "batch %s/%" PRIu64 ": %s (%s); reconnecting", b->job_id, b->batch_id,
-			mh_err_text(e.code), e.detail);
+		if (!t->handing_back)
+			mh_warn("worker", "batch %s/%" PRIu64 ": %s (%s); reconnecting", b->job_id, b->batch_id,
+				mh_err_text(e.code), e.detail);
 		drop_connections(t);
 	}
 	add_results(res, settled, nsettled);
@@ -266,6 +272,66 @@ static bool run_batch(struct worker_thread *t, struct mh_batch *b, const bool *i
 	return true;
 }
 
+/* After SIGTERM a batch in hand has the grace period to finish; then its connections are
+ * cut, and what was not copied goes back to the queue (hand_back). */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker_thread *t = arg;
+	struct mh_err why;
+
+	(void)fd;
+	(void)what;
+	if (!atomic_load(t->stop) || t->handing_back)
+		return;
+	if (t->stop_seen_ms == 0)
+		t->stop_seen_ms = mh_now_ms();
+	if (mh_now_ms() - t->stop_seen_ms < t->opts->shutdown_grace_ms)
+		return;
+	t->handing_back = true;
+	mh_err_set(&why, MH_E_WORKER_STOPPING, "the shutdown grace period (%u ms) is over",
+		   t->opts->shutdown_grace_ms);
+	if (t->src.imap != NULL)
+		imap_client_abort(t->src.imap, &why);
+	if (t->dst.imap != NULL)
+		imap_client_abort(t->dst.imap, &why);
+}
+
+/* The grace period ran out: messages that failed for a connection reason (the cut) go
+ * back on the retry schedule, due now, as a new batch of the same attempt; the others'
+ * results stay in res to be reported. The handed-back messages keep their in-flight
+ * marks, so whoever takes them looks on the target first. 0, or -1 (report nothing and
+ * leave the batch pending: it is claimed later). */
+static int hand_back(struct worker_thread *t, const struct mh_batch *b, struct mh_batch_result *res,
+		     struct mh_err *err)
+{
+	struct mh_batch back = *b;
+	size_t kept = 0;
+	int rc = 0;
+
+	back.count = 0;
+	back.msgs = calloc(res->count + 1, sizeof(*back.msgs));
+	if (back.msgs == NULL)
+		abort();
+	for (size_t i = 0; i < res->count; i++) {
+		struct mh_msg_result *m = &res->msgs[i];
+		if (m->status == MH_MSG_FAILED && m->error != NULL && mh_err_is_transient(mh_err_from_name(m->error))) {
+			back.msgs[back.count++] = (struct mh_batch_msg){m->uid, m->bytes};
+			mh_msg_result_cleanup(m);
+			continue;
+		}
+		res->msgs[kept++] = *m;
+	}
+	res->count = kept;
+	if (back.count > 0 && (mh_job_next_batch_id(t->rq, b->job_id, &back.batch_id, err) < 0 ||
+			       mh_retry_schedule(t->rq, &back, mh_now_ms(), err) < 0))
+		rc = -1;
+	else if (back.count > 0)
+		mh_info("worker", "batch %s/%" PRIu64 ": %zu messages handed back as batch %" PRIu64 " (shutting down)",
+			b->job_id, b->batch_id, back.count, back.batch_id);
+	free(back.msgs);
+	return rc;
+}
+
 static int on_batch(void *ctx, const struct rq_entry *e)
 {
 	struct worker_thread *t = ctx;
@@ -284,6 +350,13 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 		mh_error("worker", "dropping malformed batch %s: %s", e->id, err.detail);
 		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
 		return 0;
+	}
+	if (atomic_load(t->stop)) {
+		/* it came while we were stopping: straight back to the queue */
+		if (mh_retry_schedule(t->rq, &b, mh_now_ms(), &err) == 0)
+			rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
+		mh_batch_cleanup(&b);
+		return -1;
 	}
 	if (mh_job_park_batch(t->rq, b.job_id, e->value, e->len, &err) == 1) {
 		/* paused: held in Redis until resumed */
@@ -326,6 +399,13 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 		return 0;
 	}
 	free(inflight);
+	if (t->handing_back && hand_back(t, &b, &res, &err) < 0) {
+		mh_warn("worker", "batch %s/%" PRIu64 ": cannot hand it back (%s); it stays pending", b.job_id,
+			b.batch_id, err.detail);
+		mh_batch_result_cleanup(&res);
+		mh_batch_cleanup(&b);
+		return -1;
+	}
 	res.attempt = b.attempt;
 	res.elapsed_ms = mh_now_ms() - started;
 	res.job_id = b.job_id;
@@ -360,7 +440,11 @@ static void *thread_main(void *arg)
 	struct worker_thread *t = arg;
 	uint64_t last_claim = 0;
 	struct mh_err err;
+	const struct timeval every = {0, 250 * 1000};
 
+	t->watchdog = event_new(t->base, -1, EV_PERSIST, on_watchdog, t);
+	if (t->watchdog == NULL)
+		abort();
 	while (!atomic_load(t->stop)) {
 		int n = 0;
 
@@ -369,6 +453,8 @@ static void *thread_main(void *arg)
 			sleep(1);
 			continue;
 		}
+		/* the watchdog runs only while a batch holds the event loop */
+		event_add(t->watchdog, &every);
 		/* Batches of a dead worker go to the living (XAUTOCLAIM). */
 		if (mh_now_ms() - last_claim > t->opts->claim_idle_ms / 2) {
 			last_claim = mh_now_ms();
@@ -378,6 +464,7 @@ static void *thread_main(void *arg)
 		if (n == 0)
 			n = rq_xreadgroup(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, t->consumer, 500, 1, on_batch, t,
 					  &err);
+		event_del(t->watchdog);
 		if (n == 0 && t->have_spec && mh_now_ms() - t->last_batch_ms > WORKER_IDLE_CLOSE_MS)
 			forget_job(t);
 		if (n < 0) {
@@ -387,6 +474,7 @@ static void *thread_main(void *arg)
 		}
 	}
 	forget_job(t);
+	event_free(t->watchdog);
 	rq_free(&t->rq);
 	return NULL;
 }
@@ -401,6 +489,8 @@ int worker_run(const struct worker_opts *o, const atomic_int *stop, struct mh_er
 		opts.concurrency = 2;
 	if (opts.claim_idle_ms == 0)
 		opts.claim_idle_ms = 60000;
+	if (opts.shutdown_grace_ms == 0)
+		opts.shutdown_grace_ms = 30000;
 	gethostname(host, sizeof(host) - 1);
 	threads = calloc(opts.concurrency, sizeof(*threads));
 	if (threads == NULL)
