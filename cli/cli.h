@@ -10,6 +10,7 @@
 #include "err.h"
 #include "jobstore.h"
 #include "seal.h"
+#include "textfmt.h"
 
 /* Exit codes (documented in the README). */
 enum {
@@ -23,6 +24,17 @@ int cmd_migrate(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 /* status, pause, resume, cancel, failures, requeue (jobs.c) */
 int cmd_jobs(const char *cmd, int argc, char **argv);
+/* errors [CODE] [--markdown] [--json]: the error catalogue (errors.c) */
+int cmd_errors(int argc, char **argv);
+
+/* --- endpoints.c: the two accounts of a command line ------------------------------- */
+struct mh_endpoint;
+/* Parses both URLs (then masks a password in them, so it leaves `ps`), checks the
+ * protocols, and finds each password: --*-password-file, else $MAILHAUL_FROM_PASSWORD /
+ * $MAILHAUL_TO_PASSWORD, else the URL (warned about). 0, or -1 with err. */
+int cli_endpoints_resolve(char *from_url, char *to_url, const char *from_password_file, const char *to_password_file,
+			  bool insecure, struct mh_endpoint *from, struct mh_endpoint *to, struct mh_err *err);
+int cmd_check(int argc, char **argv);
 
 /* --- spec.c: a job from two endpoints ------------------------------------------------- */
 struct mh_endpoint;
@@ -61,6 +73,5 @@ void progress_end(struct progress *p);
 void report_human(FILE *out, const struct mh_job_summary *s);
 void report_json(FILE *out, const struct mh_job_summary *s);        /* one line */
 void report_json_object(FILE *out, const struct mh_job_summary *s); /* no newline */
-void format_bytes(char *buf, size_t len, uint64_t bytes);
 
 #endif

@@ -98,8 +98,8 @@ static void status_line(const struct mh_job_summary *s)
 	char moved[32], total[32], eta[32] = "-";
 	double rate = secs > 0 ? (double)c->copied / secs : 0;
 
-	format_bytes(moved, sizeof(moved), done_bytes);
-	format_bytes(total, sizeof(total), c->bytes);
+	mh_fmt_bytes(moved, sizeof(moved), done_bytes);
+	mh_fmt_bytes(total, sizeof(total), c->bytes);
 	if (!mh_job_state_is_final(s->state) && secs > 0 && c->copied_bytes > 0 && c->bytes > done_bytes) {
 		double left = (double)(c->bytes - done_bytes) / ((double)c->copied_bytes / secs);
 		snprintf(eta, sizeof(eta), "%lu:%02lu", (unsigned long)left / 60, (unsigned long)left % 60);

@@ -15,6 +15,7 @@ static void usage(FILE *out)
 	fputs("usage: mailhaul COMMAND [options]\n"
 	      "\n"
 	      "commands:\n"
+	      "  check --from URL --to URL     health check of both servers before a migration (mailhaul check --help)\n"
 	      "  migrate --from URL --to URL   copy one mailbox, server to server (see: mailhaul migrate --help)\n"
 	      "  submit FILE.csv               one job per row of a bulk file (see: mailhaul submit --help)\n"
 	      "  status [JOB...] [--json]      jobs in the cluster: state, progress, rate, ETA\n"
@@ -23,6 +24,7 @@ static void usage(FILE *out)
 	      "  requeue JOB [--folder NAME] [--batch ID] [--error CODE]\n"
 	      "                                copy the selected failed messages again\n"
 	      "  keygen FILE                   create a credential seal key for a cluster (mode 0600)\n"
+	      "  errors [CODE] [--json]        explain error codes: class, what happened, the fix\n"
 	      "\n"
 	      "cluster commands take --redis URL (default $MAILHAUL_REDIS, else redis://127.0.0.1:6379)\n"
 	      "  version                       print the version\n",
@@ -55,6 +57,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "migrate") == 0)
 		return cmd_migrate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
 	    strcmp(argv[1], "cancel") == 0 || strcmp(argv[1], "failures") == 0 || strcmp(argv[1], "requeue") == 0)
 		return cmd_jobs(argv[1], argc - 1, argv + 1);
@@ -62,6 +66,8 @@ int main(int argc, char **argv)
 		return cmd_submit(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keygen") == 0)
 		return cmd_keygen(argc - 1, argv + 1);
+	if (strcmp(argv[1], "errors") == 0)
+		return cmd_errors(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("mailhaul %s\n", MAILHAUL_VERSION);
 		return MH_EXIT_OK;

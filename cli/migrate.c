@@ -68,51 +68,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-/* Password from file, else env, else the URL (warned about). */
-static int resolve_password(struct mh_endpoint *ep, const char *file, const char *env_name, const char *side,
-			    struct mh_err *err)
-{
-	const char *env = getenv(env_name);
-	char *pw = NULL;
-
-	if (file != NULL) {
-		if (mh_password_read_file(file, &pw, err) < 0)
-			return -1;
-		mh_endpoint_set_password(ep, pw);
-		mh_secret_free(&pw);
-		return 0;
-	}
-	if (env != NULL && env[0] != '\0') {
-		mh_endpoint_set_password(ep, env);
-		return 0;
-	}
-	if (ep->password != NULL) {
-		mh_warn("cli", "the %s password is in the URL: it may show in shell history and process lists; "
-			       "use --%s-password-file or $%s",
-			side, side, env_name);
-		return 0;
-	}
-	return mh_err_set(err, MH_E_NO_PASSWORD, "no password for the %s account: use --%s-password-file or $%s",
-			  side, side, env_name);
-}
-
-/* Overwrites the password of "scheme://user:password@host" in place, so that it does not
- * stay visible in `ps` and /proc/PID/cmdline for the whole run. */
-static void hide_url_password(char *url)
-{
-	char *start = strstr(url, "://"), *at, *colon;
-
-	if (start == NULL)
-		return;
-	start += 3;
-	at = strrchr(start, '@');
-	if (at == NULL)
-		return;
-	colon = memchr(start, ':', (size_t)(at - start));
-	if (colon != NULL)
-		memset(colon + 1, '*', (size_t)(at - colon - 1));
-}
-
 static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_err *err)
 {
 	enum { O_FROM = 256, O_TO, O_FROM_PW, O_TO_PW, O_CA, O_INSECURE, O_PLAIN, O_REDIS, O_SEAL, O_WORKERS,
@@ -187,36 +142,28 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		return mh_err_set(err, MH_E_USAGE, "unexpected argument \"%s\"", argv[optind]);
 	if (from == NULL || to == NULL)
 		return mh_err_set(err, MH_E_USAGE, "both --from and --to are required");
-	if (mh_endpoint_parse(from, &a->from, err) < 0) {
-		mh_err_set(err, MH_E_BAD_URL, "--from: %s", err->detail);
-		return -1;
-	}
-	if (mh_endpoint_parse(to, &a->to, err) < 0) {
-		mh_err_set(err, MH_E_BAD_URL, "--to: %s", err->detail);
-		return -1;
-	}
-	hide_url_password((char *)from);
-	hide_url_password((char *)to);
-	if (a->from.proto != MH_PROTO_IMAP || a->to.proto != MH_PROTO_IMAP)
-		return mh_err_set(err, MH_E_BAD_URL, "POP3 is not supported yet: use imap:// or imaps://");
-	if (a->insecure)
-		mh_warn("cli", "--insecure: TLS certificates are NOT verified; anyone on the path can read the passwords");
-	if (resolve_password(&a->from, a->from_password_file, "MAILHAUL_FROM_PASSWORD", "from", err) < 0 ||
-	    resolve_password(&a->to, a->to_password_file, "MAILHAUL_TO_PASSWORD", "to", err) < 0)
-		return -1;
-	return 0;
+	return cli_endpoints_resolve((char *)from, (char *)to, a->from_password_file, a->to_password_file, a->insecure,
+				     &a->from, &a->to, err);
 }
 
 static int exit_code_for(const struct mh_job_summary *s)
 {
+	enum mh_err_code code;
 	enum mh_err_class cls;
 
 	switch (s->state) {
 	case MH_JOB_DONE:
 		return MH_EXIT_OK;
 	case MH_JOB_FAILED:
-		cls = mh_err_class_of(mh_err_from_name(s->error));
-		return cls == MH_CLASS_CONNECTION || cls == MH_CLASS_ACCOUNT ? MH_EXIT_CONNECT : MH_EXIT_FAILED;
+		code = mh_err_from_name(s->error);
+		cls = mh_err_class_of(code);
+		/* "could not connect or log in", certificates and transport security included:
+		 * those are configuration problems (never retried), met while connecting */
+		if (cls == MH_CLASS_CONNECTION || cls == MH_CLASS_ACCOUNT || code == MH_E_TLS_CERT_EXPIRED ||
+		    code == MH_E_TLS_CERT_HOSTNAME || code == MH_E_TLS_CERT_SELF_SIGNED || code == MH_E_TLS_CERT_UNTRUSTED ||
+		    code == MH_E_STARTTLS_UNAVAILABLE || code == MH_E_PLAINTEXT_REFUSED)
+			return MH_EXIT_CONNECT;
+		return MH_EXIT_FAILED;
 	default:
 		return MH_EXIT_FAILED;
 	}

@@ -6,34 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-void format_bytes(char *buf, size_t len, uint64_t bytes)
-{
-	const char *units[] = {"B", "KB", "MB", "GB", "TB"};
-	double v = (double)bytes;
-	unsigned u = 0;
-
-	while (v >= 1000.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
-		v /= 1000.0;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, len, "%" PRIu64 " B", bytes);
-	else
-		snprintf(buf, len, "%.1f %s", v, units[u]);
-}
-
-static void format_duration(char *buf, size_t len, double s)
-{
-	unsigned long t = (unsigned long)(s + 0.5);
-
-	if (s < 60)
-		snprintf(buf, len, "%.1f s", s);
-	else if (t < 3600)
-		snprintf(buf, len, "%lu:%02lu", t / 60, t % 60);
-	else
-		snprintf(buf, len, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
-}
-
 void progress_init(struct progress *p, bool quiet)
 {
 	memset(p, 0, sizeof(*p));
@@ -53,8 +25,8 @@ void progress_update(struct progress *p, const struct mh_job_summary *s)
 	if (p->quiet || (!p->tty && now - p->last_print_ms < 5000))
 		return;
 	p->last_print_ms = now;
-	format_bytes(moved, sizeof(moved), done_bytes);
-	format_bytes(total, sizeof(total), c->bytes);
+	mh_fmt_bytes(moved, sizeof(moved), done_bytes);
+	mh_fmt_bytes(total, sizeof(total), c->bytes);
 	if (s->state == MH_JOB_QUEUED || s->state == MH_JOB_PLANNING) {
 		fprintf(stderr, "%s%s: looking at both mailboxes...%s", p->tty ? "\r\033[K" : "",
 			mh_job_state_name(s->state), p->tty ? "" : "\n");
@@ -64,8 +36,8 @@ void progress_update(struct progress *p, const struct mh_job_summary *s)
 		char brate[32];
 
 		if (byte_rate > 0 && c->bytes > done_bytes)
-			format_duration(eta, sizeof(eta), (double)(c->bytes - done_bytes) / byte_rate);
-		format_bytes(brate, sizeof(brate), (uint64_t)byte_rate);
+			mh_fmt_duration(eta, sizeof(eta), (double)(c->bytes - done_bytes) / byte_rate);
+		mh_fmt_bytes(brate, sizeof(brate), (uint64_t)byte_rate);
 		fprintf(stderr,
 			"%s%" PRIu64 "/%" PRIu64 " messages (%" PRIu64 " copied, %" PRIu64 " skipped, %" PRIu64
 			" failed), %s/%s, %.0f msg/s, %s/s, ETA %s%s",
@@ -114,7 +86,7 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 	double secs = duration_s(s);
 	char b1[32], b2[32], b3[32], dur[32];
 
-	format_duration(dur, sizeof(dur), secs);
+	mh_fmt_duration(dur, sizeof(dur), secs);
 	fprintf(out, "\nMigration %s: %s in %s\n", s->job_id, mh_job_state_name(s->state), dur);
 	fprintf(out, "  from      %s\n  to        %s\n", s->src, s->dst);
 	if (s->error[0] != '\0') {
@@ -125,15 +97,15 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 		fprintf(out, "        fix: %s.\n", mh_err_fix(code));
 		return;
 	}
-	format_bytes(b1, sizeof(b1), c->copied_bytes);
-	format_bytes(b2, sizeof(b2), c->skipped_bytes);
-	format_bytes(b3, sizeof(b3), c->failed_bytes);
+	mh_fmt_bytes(b1, sizeof(b1), c->copied_bytes);
+	mh_fmt_bytes(b2, sizeof(b2), c->skipped_bytes);
+	mh_fmt_bytes(b3, sizeof(b3), c->failed_bytes);
 	fprintf(out, "  folders   %zu\n", s->folder_count);
 	fprintf(out, "  messages  %" PRIu64 " copied, %" PRIu64 " skipped (already on the target), %" PRIu64
 		" failed, of %" PRIu64 "\n", c->copied, c->skipped, c->failed, c->messages);
 	fprintf(out, "  bytes     %s copied, %s skipped, %s failed\n", b1, b2, b3);
 	if (secs > 0) {
-		format_bytes(b1, sizeof(b1), (uint64_t)((double)c->copied_bytes / secs));
+		mh_fmt_bytes(b1, sizeof(b1), (uint64_t)((double)c->copied_bytes / secs));
 		fprintf(out, "  rate      %.0f messages/s, %s/s\n", (double)c->copied / secs, b1);
 	}
 	if (s->folder_count > 0) {
@@ -156,7 +128,7 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 			fprintf(out, "  %s (%zu): %s.\n    fix: %s.\n", s->failures[i].code, j - i, mh_err_text(code),
 				mh_err_fix(code));
 			for (size_t k = i; k < j && k < i + 20; k++) {
-				format_bytes(b1, sizeof(b1), s->failures[k].size);
+				mh_fmt_bytes(b1, sizeof(b1), s->failures[k].size);
 				fprintf(out, "    - %s, UID %" PRIu32 ", %s%s%s%s%s%s%s\n",
 					folder_name(s, s->failures[k].folder_idx), s->failures[k].uid, b1,
 					s->failures[k].date[0] ? ", " : "", s->failures[k].date,
@@ -171,21 +143,6 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 }
 
 /* --- JSON ----------------------------------------------------------------------------- */
-
-static void json_str(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
-}
 
 static void json_counts(FILE *out, const struct mh_counts *c)
 {
@@ -208,13 +165,13 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 	double secs = duration_s(s);
 
 	fputs("{\"job\":", out);
-	json_str(out, s->job_id);
+	mh_json_str(out, s->job_id);
 	fputs(",\"state\":", out);
-	json_str(out, mh_job_state_name(s->state));
+	mh_json_str(out, mh_job_state_name(s->state));
 	fputs(",\"source\":", out);
-	json_str(out, s->src);
+	mh_json_str(out, s->src);
 	fputs(",\"target\":", out);
-	json_str(out, s->dst);
+	mh_json_str(out, s->dst);
 	fprintf(out, ",\"started_ms\":%" PRIu64 ",\"ended_ms\":%" PRIu64 ",\"duration_s\":%.3f,", s->started_ms,
 		s->ended_ms, secs);
 	json_counts(out, &s->counts);
@@ -224,13 +181,13 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 	if (s->error[0] != '\0') {
 		enum mh_err_code code = mh_err_from_name(s->error);
 		fputs("{\"code\":", out);
-		json_str(out, s->error);
+		mh_json_str(out, s->error);
 		fputs(",\"text\":", out);
-		json_str(out, mh_err_text(code));
+		mh_json_str(out, mh_err_text(code));
 		fputs(",\"fix\":", out);
-		json_str(out, mh_err_fix(code));
+		mh_json_str(out, mh_err_fix(code));
 		fputs(",\"detail\":", out);
-		json_str(out, s->error_detail);
+		mh_json_str(out, s->error_detail);
 		fputc('}', out);
 	} else {
 		fputs("null", out);
@@ -238,9 +195,9 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 	fputs(",\"folders\":[", out);
 	for (size_t i = 0; i < s->folder_count; i++) {
 		fputs(i ? ",{\"source\":" : "{\"source\":", out);
-		json_str(out, s->folders[i].src);
+		mh_json_str(out, s->folders[i].src);
 		fputs(",\"target\":", out);
-		json_str(out, s->folders[i].dst);
+		mh_json_str(out, s->folders[i].dst);
 		fputc(',', out);
 		json_counts(out, &s->folders[i].counts);
 		fputc('}', out);
@@ -250,19 +207,19 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 		const struct mh_failure *f = &s->failures[i];
 		enum mh_err_code code = mh_err_from_name(f->code);
 		fputs(i ? ",{\"folder\":" : "{\"folder\":", out);
-		json_str(out, folder_name(s, f->folder_idx));
+		mh_json_str(out, folder_name(s, f->folder_idx));
 		fprintf(out, ",\"uid\":%" PRIu32 ",\"size\":%" PRIu64 ",\"date\":", f->uid, f->size);
-		json_str(out, f->date);
+		mh_json_str(out, f->date);
 		fputs(",\"subject\":", out);
-		json_str(out, f->subject);
+		mh_json_str(out, f->subject);
 		fputs(",\"code\":", out);
-		json_str(out, f->code);
+		mh_json_str(out, f->code);
 		fputs(",\"text\":", out);
-		json_str(out, mh_err_text(code));
+		mh_json_str(out, mh_err_text(code));
 		fputs(",\"fix\":", out);
-		json_str(out, mh_err_fix(code));
+		mh_json_str(out, mh_err_fix(code));
 		fputs(",\"detail\":", out);
-		json_str(out, f->detail);
+		mh_json_str(out, f->detail);
 		fputc('}', out);
 	}
 	fputs("]}", out);

@@ -82,7 +82,7 @@ enum mh_err_code mh_err_from_name(const char *name)
 
 int mh_err_is_transient(enum mh_err_code code)
 {
-	return mh_err_class_of(code) == MH_CLASS_CONNECTION && code != MH_E_STARTTLS_UNAVAILABLE;
+	return mh_err_class_of(code) == MH_CLASS_CONNECTION;
 }
 
 void mh_err_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen)
@@ -107,4 +107,60 @@ void mh_err_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen)
 	while (o > 0 && dst[o - 1] == ' ')
 		o--;
 	dst[o] = '\0';
+}
+
+#define REDACTED "<redacted>"
+/* A shorter cut-off end is too likely to be ordinary text. */
+#define REDACT_TAIL_MIN 4
+
+/* Replaces s[at, at+n) with REDACTED; returns the position after it. */
+static size_t redact_span(char *s, size_t size, size_t at, size_t n)
+{
+	size_t len = strlen(s), rl = sizeof(REDACTED) - 1, tail = len - at - n;
+
+	if (at + rl >= size) {
+		memcpy(s + at, REDACTED, size - 1 - at);
+		s[size - 1] = '\0';
+		return size - 1;
+	}
+	if (at + rl + tail >= size)
+		tail = size - 1 - at - rl;
+	memmove(s + at + rl, s + at + n, tail);
+	memcpy(s + at, REDACTED, rl);
+	s[at + rl + tail] = '\0';
+	return at + rl;
+}
+
+size_t mh_redact(char *s, size_t size, const char *secret)
+{
+	size_t sl = secret != NULL ? strlen(secret) : 0, n = 0, at = 0, len;
+	char *hit;
+
+	if (sl == 0 || s == NULL || size == 0)
+		return 0;
+	while ((hit = strstr(s + at, secret)) != NULL) {
+		at = redact_span(s, size, (size_t)(hit - s), sl);
+		n++;
+	}
+	len = strlen(s);
+	for (size_t k = sl - 1; k >= REDACT_TAIL_MIN && k > 0; k--) {
+		if (k <= len && memcmp(s + len - k, secret, k) == 0) {
+			redact_span(s, size, len - k, k);
+			n++;
+			break;
+		}
+	}
+	return n;
+}
+
+void mh_err_redact(struct mh_err *err, const char *secret)
+{
+	char clean[MH_ERR_DETAIL_MAX * 2];
+
+	if (err == NULL || secret == NULL || secret[0] == '\0')
+		return;
+	mh_err_sanitize(clean, sizeof(clean), secret, strlen(secret));
+	/* a secret of spaces and control characters only: nothing of it is left to find */
+	mh_redact(err->detail, sizeof(err->detail), clean);
+	explicit_bzero(clean, sizeof(clean));
 }

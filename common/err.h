@@ -47,11 +47,20 @@ enum mh_err_class mh_err_class_of(enum mh_err_code code);
 const char *mh_err_class_name(enum mh_err_class cls); /* "account" */
 /* Looks a code up by name; returns MH_E_INTERNAL for an unknown name. */
 enum mh_err_code mh_err_from_name(const char *name);
-/* True for errors worth retrying automatically (connection class). */
+/* True for errors worth retrying automatically: exactly the connection class. */
 int mh_err_is_transient(enum mh_err_code code);
 
 /* Copies untrusted server text into dst (size dstlen, always NUL-terminated): control
  * characters become spaces, runs of spaces fold, and it is cut at dstlen-1 bytes. */
 void mh_err_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+/* Replaces every occurrence of secret in the NUL-terminated string s (a buffer of size
+ * bytes) with "<redacted>", in place; so is an end of s that is the start of secret (4 bytes
+ * or more: the rest was cut off). What no longer fits is cut. An empty or NULL secret
+ * changes nothing. Returns how many replacements were made. */
+size_t mh_redact(char *s, size_t size, const char *secret);
+/* The same for err->detail, which was sanitized: secret is sanitized alike before it is
+ * looked for. For credentials a server may echo in its text. */
+void mh_err_redact(struct mh_err *err, const char *secret);
 
 #endif

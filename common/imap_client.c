@@ -99,6 +99,7 @@ struct imap_append {
 	struct imap_client *c;
 	struct imap_cmd *cmd; /* NULL once the command has completed */
 	uint64_t lit_left;    /* bytes still owed for the current message */
+	uint64_t max_size;    /* the largest message added (for MSG_TOO_BIG) */
 	unsigned nmsgs;
 	size_t staged;        /* bytes in stage, not yet queued */
 	unsigned char stage[APPEND_STAGE_SIZE];
@@ -125,6 +126,7 @@ struct imap_client {
 
 	/* connection */
 	enum imap_phase phase;
+	enum imap_phase failed_phase; /* the phase a failure closed the connection in */
 	struct bufferevent *bev;
 	bool tls_active, starttls_used, plaintext_accepted, authenticated, caps_known, paused;
 	imap_done_cb_t *open_done;
@@ -199,6 +201,78 @@ static void wipe_free(char **sp)
 		free(*sp);
 		*sp = NULL;
 	}
+}
+
+/* --- credentials in server text ---------------------------------------------------------
+ * A hostile or careless server may echo what we sent it ("NO LOGIN alice hunter2 failed");
+ * the password must not reach a report, a log or the trace that way. Looked for: the
+ * password as given, as sent inside a quoted string, and the AUTHENTICATE PLAIN blob. */
+
+static void base64_encode(const unsigned char *in, size_t n, char *out);
+
+#define SECRET_FORMS 3
+
+/* Fills forms with heap copies (wipe them with secret_forms_free); returns how many. */
+static size_t secret_forms(const struct imap_client *c, char *forms[SECRET_FORMS])
+{
+	size_t n = 0, pl, ul, rl;
+	unsigned char *raw;
+	char *q;
+
+	if (c->password == NULL || c->password[0] == '\0')
+		return 0;
+	pl = strlen(c->password);
+	forms[n++] = xstrdup(c->password);
+	if (strpbrk(c->password, "\"\\") != NULL) {
+		q = xrealloc(NULL, 2 * pl + 1);
+		for (size_t i = 0, o = 0; i <= pl; i++) {
+			if (c->password[i] == '"' || c->password[i] == '\\')
+				q[o++] = '\\';
+			q[o++] = c->password[i];
+		}
+		forms[n++] = q;
+	}
+	ul = c->user != NULL ? strlen(c->user) : 0;
+	rl = ul + pl + 2;
+	raw = xrealloc(NULL, rl);
+	raw[0] = '\0';
+	memcpy(raw + 1, c->user != NULL ? c->user : "", ul);
+	raw[1 + ul] = '\0';
+	memcpy(raw + 2 + ul, c->password, pl);
+	forms[n] = xrealloc(NULL, 4 * ((rl + 2) / 3) + 1);
+	base64_encode(raw, rl, forms[n++]);
+	explicit_bzero(raw, rl);
+	free(raw);
+	return n;
+}
+
+static void secret_forms_free(char *forms[SECRET_FORMS], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		wipe_free(&forms[i]);
+}
+
+/* err's detail (sanitized server text). */
+static void redact_secrets(const struct imap_client *c, struct mh_err *err)
+{
+	char *forms[SECRET_FORMS];
+	size_t n = secret_forms(c, forms);
+
+	for (size_t i = 0; i < n; i++)
+		mh_err_redact(err, forms[i]);
+	secret_forms_free(forms, n);
+}
+
+/* A NUL-terminated line of size bytes; returns how many replacements were made. */
+static size_t redact_line(const struct imap_client *c, char *line, size_t size)
+{
+	char *forms[SECRET_FORMS];
+	size_t n = secret_forms(c, forms), hits = 0;
+
+	for (size_t i = 0; i < n; i++)
+		hits += mh_redact(line, size, forms[i]);
+	secret_forms_free(forms, n);
+	return hits;
 }
 
 /* Moves n bytes between evbuffers (evbuffer_remove_buffer takes int-sized steps). */
@@ -425,6 +499,9 @@ static void trace_response(struct imap_client *c, const struct imap_response *r)
 			}
 		}
 	}
+	tb.buf[tb.len] = '\0';
+	if (redact_line(c, tb.buf, sizeof(tb.buf)) > 0)
+		tb.len = strlen(tb.buf);
 	trace_emit(c, IMAP_TRACE_RECEIVED, tb.buf, tb.len);
 }
 
@@ -925,6 +1002,7 @@ static void fail_connection(struct imap_client *c, const struct mh_err *err)
 		mh_debug(log_comp, "%s: failed in phase %s: %s: %s", c->name, phase_names[c->phase],
 			 mh_err_name(err->code), err->detail);
 	c->fail_err = *err;
+	c->failed_phase = c->phase;
 	set_phase(c, PH_CLOSED);
 	close_transport(c);
 	c->complete_pending = true;
@@ -943,6 +1021,39 @@ static void fail_with(struct imap_client *c, enum mh_err_code code, const char *
 	mh_err_setv(&err, code, fmt, ap);
 	va_end(ap);
 	fail_connection(c, &err);
+}
+
+enum imap_stage imap_client_stage(const struct imap_client *c)
+{
+	switch (c->phase == PH_CLOSED ? c->failed_phase : c->phase) {
+	case PH_NEW:
+	case PH_CONNECTING:
+		return IMAP_STAGE_CONNECT;
+	case PH_TLS:
+	case PH_STARTTLS:
+		return IMAP_STAGE_TLS;
+	case PH_GREETING:
+	case PH_CAPABILITY:
+		return IMAP_STAGE_GREETING;
+	case PH_LOGIN:
+		return IMAP_STAGE_LOGIN;
+	default:
+		return IMAP_STAGE_READY;
+	}
+}
+
+size_t imap_client_caps(const struct imap_client *c, const char *const **caps_r)
+{
+	*caps_r = (const char *const *)c->caps;
+	return c->ncaps;
+}
+
+bool imap_client_tls_info(const struct imap_client *c, struct mh_tls_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	if (!c->tls_active || c->bev == NULL)
+		return false;
+	return mh_tls_get_info(bufferevent_openssl_get_ssl(c->bev), info) == 0;
 }
 
 void imap_client_abort(struct imap_client *c, const struct mh_err *why)
@@ -972,33 +1083,106 @@ static void closed_error(struct imap_client *c, short what, int sock_err, struct
 /* ---------------------------------------------------------------------------------------
  * reply mapping */
 
+/* The rules are tried in this order: a provider's own words (they name the problem more
+ * exactly than any code: Gmail says "IMAP access is disabled" under [ALERT], Dovecot's
+ * connection limit comes as [UNAVAILABLE]), the response code (RFC 5530, RFC 4469/7889),
+ * common texts of servers that send no code (Cyrus "Over quota"), then the command's
+ * default. Texts match case-insensitively anywhere in the server's text. */
+
 struct code_rule {
 	const char *code;
 	enum mh_err_code err;
-	const char *only_context; /* NULL: any */
+	const char *contexts; /* NULL: any; else the commands it applies to, space-separated */
 };
 
 static const struct code_rule code_rules[] = {
 	{"AUTHENTICATIONFAILED", MH_E_AUTH_FAILED, NULL}, /* RFC 5530 */
-	{"AUTHORIZATIONFAILED", MH_E_LOGIN_DISABLED, NULL},
-	{"CONTACTADMIN", MH_E_LOGIN_DISABLED, NULL},
+	{"AUTHORIZATIONFAILED", MH_E_MAILBOX_ACCESS_DENIED, NULL},
 	{"EXPIRED", MH_E_ACCOUNT_LOCKED, NULL},
-	{"PRIVACYREQUIRED", MH_E_STARTTLS_UNAVAILABLE, NULL},
+	{"CONTACTADMIN", MH_E_ACCOUNT_LOCKED, NULL},
+	{"PRIVACYREQUIRED", MH_E_PLAINTEXT_REFUSED, NULL},
+	{"WEBALERT", MH_E_WEB_LOGIN_REQUIRED, NULL}, /* Gmail */
 	{"UNAVAILABLE", MH_E_UNAVAILABLE, NULL},
 	{"INUSE", MH_E_UNAVAILABLE, NULL},
 	{"THROTTLED", MH_E_THROTTLED, NULL},
+	{"SERVERBUG", MH_E_SERVER_ERROR, NULL},
+	{"CLIENTBUG", MH_E_COMMAND_REJECTED, NULL},
 	{"OVERQUOTA", MH_E_OVER_QUOTA, NULL},
 	{"TOOBIG", MH_E_MSG_TOO_BIG, NULL}, /* RFC 4469 / 7889 */
 	{"LIMIT", MH_E_MSG_TOO_BIG, "APPEND"},
 	{"TRYCREATE", MH_E_FOLDER_MISSING, NULL},
 	{"NONEXISTENT", MH_E_FOLDER_MISSING, NULL},
-	{"ALREADYEXISTS", MH_E_FOLDER_CREATE, NULL},
+	{"ALREADYEXISTS", MH_E_FOLDER_CREATE, NULL}, /* the planner takes it as success */
 	{"CANNOT", MH_E_FOLDER_NAME, "CREATE"},
 	{"NOPERM", MH_E_FOLDER_CREATE, "CREATE"},
 	{"NOPERM", MH_E_FOLDER_SELECT, NULL},
+	{"CORRUPTION", MH_E_FOLDER_CORRUPT, NULL},
 	{"EXPUNGEISSUED", MH_E_MSG_VANISHED, NULL},
 };
 
+struct text_rule {
+	const char *text;
+	enum mh_err_code err;
+	const char *contexts; /* as in code_rule */
+};
+
+/* Commands that name a folder: where "does not exist" is about the folder, not the user. */
+#define FOLDER_CMDS "SELECT EXAMINE STATUS APPEND DELETE RENAME SUBSCRIBE"
+
+static const struct text_rule provider_texts[] = {
+	/* throttling, often without a response code */
+	{"Server Unavailable. 15", MH_E_THROTTLED, NULL},                       /* Exchange / Office 365 */
+	{"Request is throttled", MH_E_THROTTLED, NULL},                         /* Exchange Online */
+	{"[THROTTLED]", MH_E_THROTTLED, NULL},                                  /* Gmail, in the text */
+	{"Too many simultaneous connections", MH_E_THROTTLED, NULL},            /* Gmail */
+	{"Account exceeded command or bandwidth limits", MH_E_THROTTLED, NULL}, /* Gmail */
+	{"Maximum number of connections", MH_E_THROTTLED, NULL}, /* Dovecot mail_max_userip_connections */
+	{"Too many connections", MH_E_THROTTLED, NULL},          /* Cyrus */
+	/* IMAP switched off for the account or the domain */
+	{"not enabled for IMAP", MH_E_LOGIN_DISABLED, NULL},    /* Gmail */
+	{"IMAP access is disabled", MH_E_LOGIN_DISABLED, NULL}, /* Google Workspace */
+	{"IMAP access disabled", MH_E_LOGIN_DISABLED, NULL},
+	{"IMAP is disabled", MH_E_LOGIN_DISABLED, NULL},
+	/* the provider wants a sign-in on its website first */
+	{"log in via your web browser", MH_E_WEB_LOGIN_REQUIRED, NULL}, /* Gmail */
+	{"Web login required", MH_E_WEB_LOGIN_REQUIRED, NULL},          /* Gmail, with [WEBALERT] */
+	/* Exchange: LOGIN said OK, then every command gets this BAD (no mailbox or licence,
+	 * IMAP off for it, or a delegate without full access) */
+	{"User is authenticated but not connected", MH_E_MAILBOX_ACCESS_DENIED, NULL},
+	{"Plaintext authentication disallowed", MH_E_PLAINTEXT_REFUSED, NULL}, /* Dovecot */
+	{"Plaintext authentication not allowed", MH_E_PLAINTEXT_REFUSED, NULL},
+};
+
+static const struct text_rule generic_texts[] = {
+	{"over quota", MH_E_OVER_QUOTA, NULL}, /* Cyrus "Over quota", "Mailbox is over quota" */
+	{"quota exceeded", MH_E_OVER_QUOTA, NULL},
+	{"exceeds quota", MH_E_OVER_QUOTA, NULL},
+	{"mailbox is full", MH_E_OVER_QUOTA, NULL},
+	{"too large", MH_E_MSG_TOO_BIG, "APPEND"}, /* "Message too large" */
+	{"too big", MH_E_MSG_TOO_BIG, "APPEND"},
+	{"size exceeds", MH_E_MSG_TOO_BIG, "APPEND"}, /* Cyrus "Message size exceeds fixed limit" */
+	{"larger than the maximum", MH_E_MSG_TOO_BIG, "APPEND"},
+	{"account is locked", MH_E_ACCOUNT_LOCKED, NULL},
+	{"account locked", MH_E_ACCOUNT_LOCKED, NULL},
+	{"account is disabled", MH_E_ACCOUNT_LOCKED, NULL},
+	{"account has been disabled", MH_E_ACCOUNT_LOCKED, NULL},
+	{"password has expired", MH_E_ACCOUNT_LOCKED, NULL},
+	{"password expired", MH_E_ACCOUNT_LOCKED, NULL},
+	{"mailbox is locked", MH_E_UNAVAILABLE, NULL}, /* Cyrus: another process holds it */
+	{"currently reserved", MH_E_UNAVAILABLE, NULL},
+	{"invalid mailbox name", MH_E_FOLDER_NAME, "CREATE APPEND"}, /* Cyrus */
+	{"invalid folder name", MH_E_FOLDER_NAME, "CREATE APPEND"},
+	{"name too long", MH_E_FOLDER_NAME, "CREATE APPEND"},
+	{"does not exist", MH_E_FOLDER_MISSING, FOLDER_CMDS}, /* Cyrus "Mailbox does not exist" */
+	{"doesn't exist", MH_E_FOLDER_MISSING, FOLDER_CMDS},  /* Dovecot, SELECT without a code */
+	{"no such mailbox", MH_E_FOLDER_MISSING, FOLDER_CMDS},
+	{"no such folder", MH_E_FOLDER_MISSING, FOLDER_CMDS},
+	{"not found", MH_E_FOLDER_MISSING, FOLDER_CMDS},
+	{"internal error", MH_E_SERVER_ERROR, NULL},
+	{"System I/O error", MH_E_SERVER_ERROR, NULL}, /* Cyrus */
+};
+
+/* A NO without a known code or text: what the command was for. */
 struct context_rule {
 	const char *context;
 	enum mh_err_code no;
@@ -1015,27 +1199,40 @@ static const struct context_rule context_rules[] = {
 	{"STARTTLS", MH_E_STARTTLS_UNAVAILABLE},
 };
 
-/* Texts of servers that throttle without a response code. */
-static const char *const throttle_texts[] = {
-	"Server Unavailable. 15",                      /* Exchange / Office 365 */
-	"[THROTTLED]",                                 /* Gmail, in the text */
-	"Too many simultaneous connections",           /* Gmail */
-	"Account exceeded command or bandwidth limits", /* Gmail */
-};
-
 /* "UID FETCH x" -> "FETCH"; "APPEND" -> "APPEND". */
-static bool context_is(const char *context, const char *word)
+static bool context_is(const char *context, const char *word, size_t n)
 {
-	size_t n = strlen(word);
-
 	if (strncasecmp(context, "UID ", 4) == 0)
 		context += 4;
 	return strncasecmp(context, word, n) == 0 && (context[n] == '\0' || context[n] == ' ');
 }
 
+/* True when list is NULL or names the context's command (list: space-separated). */
+static bool context_in(const char *context, const char *list)
+{
+	if (list == NULL)
+		return true;
+	while (*list != '\0') {
+		size_t n = strcspn(list, " ");
+		if (n > 0 && context_is(context, list, n))
+			return true;
+		list += n;
+		list += strspn(list, " ");
+	}
+	return false;
+}
+
+static enum mh_err_code match_text(const struct text_rule *rules, size_t n, const char *text, const char *ctx)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasestr(text, rules[i].text) != NULL && context_in(ctx, rules[i].contexts))
+			return rules[i].err;
+	return MH_E_COUNT_;
+}
+
 void imap_err_from_reply(const struct imap_response *r, const char *context, struct mh_err *err)
 {
-	enum mh_err_code code = MH_E_COUNT_;
+	enum mh_err_code code;
 	char text[200];
 	const char *ctx = context != NULL ? context : "command";
 
@@ -1048,32 +1245,26 @@ void imap_err_from_reply(const struct imap_response *r, const char *context, str
 		return;
 	}
 	mh_err_sanitize(text, sizeof(text), r->text != NULL ? r->text : "", r->text != NULL ? strlen(r->text) : 0);
-	for (size_t i = 0; i < sizeof(throttle_texts) / sizeof(throttle_texts[0]); i++) {
-		if (strcasestr(text, throttle_texts[i]) != NULL) {
-			code = MH_E_THROTTLED;
-			break;
-		}
-	}
+	code = match_text(provider_texts, sizeof(provider_texts) / sizeof(provider_texts[0]), text, ctx);
 	if (code == MH_E_COUNT_ && r->code != NULL) {
 		for (size_t i = 0; i < sizeof(code_rules) / sizeof(code_rules[0]); i++) {
-			const struct code_rule *cr = &code_rules[i];
-			if (strcasecmp(r->code, cr->code) != 0)
-				continue;
-			if (cr->only_context != NULL && !context_is(ctx, cr->only_context))
-				continue;
-			code = cr->err;
-			break;
+			if (strcasecmp(r->code, code_rules[i].code) == 0 && context_in(ctx, code_rules[i].contexts)) {
+				code = code_rules[i].err;
+				break;
+			}
 		}
 	}
+	if (code == MH_E_COUNT_)
+		code = match_text(generic_texts, sizeof(generic_texts) / sizeof(generic_texts[0]), text, ctx);
 	if (code == MH_E_COUNT_) {
 		if (r->status == IMAP_STATUS_BAD) {
-			code = MH_E_PROTOCOL;
+			code = MH_E_COMMAND_REJECTED;
 		} else if (r->status == IMAP_STATUS_BYE) {
 			code = MH_E_SERVER_BYE;
 		} else {
 			code = MH_E_UNAVAILABLE;
 			for (size_t i = 0; i < sizeof(context_rules) / sizeof(context_rules[0]); i++) {
-				if (context_is(ctx, context_rules[i].context)) {
+				if (context_is(ctx, context_rules[i].context, strlen(context_rules[i].context))) {
 					code = context_rules[i].no;
 					break;
 				}
@@ -1084,6 +1275,31 @@ void imap_err_from_reply(const struct imap_response *r, const char *context, str
 		mh_err_set(err, code, "%s: [%s] %s", ctx, r->code, text);
 	else
 		mh_err_set(err, code, "%s: %s", ctx, text);
+}
+
+/* MSG_TOO_BIG for an APPEND: the message's size and the server's APPENDLIMIT (RFC 7889)
+ * go in front of the server's text, where the detail's length limit cannot cut them off:
+ * "APPEND: the message is 7000000 bytes, the server's limit is 6000000 bytes: [LIMIT] ...". */
+static void too_big_sizes(const struct imap_client *c, const struct imap_append *a, struct mh_err *err)
+{
+	char server[MH_ERR_DETAIL_MAX], what[96], limit[64] = "";
+	const char *lim = imap_client_cap_value(c, "APPENDLIMIT");
+	const char *p = err->detail;
+	uint64_t v;
+
+	if (a->max_size == 0)
+		return;
+	if (strncmp(p, "APPEND: ", 8) == 0)
+		p += 8;
+	snprintf(server, sizeof(server), "%s", p);
+	if (a->nmsgs > 1)
+		snprintf(what, sizeof(what), "the largest of %u messages is %llu bytes", a->nmsgs,
+			 (unsigned long long)a->max_size);
+	else
+		snprintf(what, sizeof(what), "the message is %llu bytes", (unsigned long long)a->max_size);
+	if (lim != NULL && imap_parse_number(lim, strlen(lim), UINT64_MAX, &v) == 0)
+		snprintf(limit, sizeof(limit), ", the server's limit is %llu bytes", (unsigned long long)v);
+	mh_err_set(err, MH_E_MSG_TOO_BIG, "APPEND: %s%s: %s", what, limit, server);
 }
 
 static int parse_uid(const char *s, size_t n, uint32_t *v_r)
@@ -1167,9 +1383,12 @@ static void bye_remember(struct imap_client *c, const struct imap_response *r)
 
 	mh_err_sanitize(text, sizeof(text), r->text != NULL ? r->text : "", r->text != NULL ? strlen(r->text) : 0);
 	imap_err_from_reply(r, "BYE", &c->bye_err);
-	/* Only connection-class codes make sense for a BYE. */
-	if (c->bye_err.code != MH_E_THROTTLED && c->bye_err.code != MH_E_UNAVAILABLE)
+	/* A BYE ends the session: passing troubles (throttling, a busy or failing server) and
+	 * account problems ("account is disabled") keep their code, anything else is a BYE. */
+	enum mh_err_class cls = mh_err_class_of(c->bye_err.code);
+	if (cls != MH_CLASS_CONNECTION && cls != MH_CLASS_ACCOUNT)
 		mh_err_set(&c->bye_err, MH_E_SERVER_BYE, "BYE %s", text);
+	redact_secrets(c, &c->bye_err);
 	c->bye_seen = true;
 }
 
@@ -1226,6 +1445,9 @@ static void dispatch_tagged(struct imap_client *c, const struct imap_response *r
 		complete_cmd(c, cmd, r, NULL);
 	} else {
 		imap_err_from_reply(r, cmd->context, &err);
+		if (err.code == MH_E_MSG_TOO_BIG && cmd->append != NULL)
+			too_big_sizes(c, cmd->append, &err);
+		redact_secrets(c, &err);
 		complete_cmd(c, cmd, r, &err);
 	}
 	if (client_gone(c) || c->phase == PH_CLOSED)
@@ -1738,7 +1960,12 @@ static void login_send(struct imap_client *c)
 	c->caps_known = false; /* refreshed by the OK's [CAPABILITY] or a new CAPABILITY */
 	if (imap_client_has_cap(c, "LOGINDISABLED")) {
 		if (!imap_client_has_cap(c, "AUTH=PLAIN")) {
-			fail_with(c, MH_E_AUTH_NO_MECHANISM, "the server advertises LOGINDISABLED and no AUTH=PLAIN");
+			/* RFC 3501 6.2.3: LOGINDISABLED before TLS usually means "not in plaintext" */
+			if (!c->tls_active)
+				fail_with(c, MH_E_PLAINTEXT_REFUSED,
+					  "the server advertises LOGINDISABLED on an unencrypted connection");
+			else
+				fail_with(c, MH_E_AUTH_NO_MECHANISM, "the server advertises LOGINDISABLED and no AUTH=PLAIN");
 			return;
 		}
 		auth_plain(c);
@@ -1971,26 +2198,91 @@ static int closed_err(const struct imap_client *c, struct mh_err *err)
 	return mh_err_set(err, MH_E_CONNECTION_LOST, "the connection is closed");
 }
 
-int imap_client_cmd(struct imap_client *c, const struct imap_cmd_handlers *h, struct mh_err *err,
-		    const char *fmt, ...)
+int imap_client_vcmd(struct imap_client *c, const struct imap_cmd_handlers *h, struct mh_err *err, const char *fmt,
+		     va_list ap)
 {
 	struct imap_cmd *cmd;
-	va_list ap;
-	int r;
 
 	if (c->phase == PH_CLOSED || client_gone(c))
 		return closed_err(c, err);
 	cmd = cmd_new(c, h, false);
-	va_start(ap, fmt);
-	r = cmd_vformat(c, cmd, false, err, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
+	if (cmd_vformat(c, cmd, false, err, fmt, ap) < 0) {
 		cmd_free(c, cmd);
 		return -1;
 	}
 	TAILQ_INSERT_TAIL(&c->cmds, cmd, link);
 	pump(c);
 	return 0;
+}
+
+int imap_client_cmd(struct imap_client *c, const struct imap_cmd_handlers *h, struct mh_err *err,
+		    const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = imap_client_vcmd(c, h, err, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* imap_client_run(): the caller's callbacks, and the completion it waits for. */
+struct run_wait {
+	imap_untagged_cb_t *untagged;
+	imap_literal_cb_t *literal;
+	void *ctx;
+	bool done, ok;
+	struct mh_err err;
+};
+
+static void run_untagged(void *ctx, const struct imap_response *resp)
+{
+	struct run_wait *w = ctx;
+
+	w->untagged(w->ctx, resp);
+}
+
+static void run_literal(void *ctx, enum imap_ev kind, const struct imap_event *ev, struct evbuffer *in)
+{
+	struct run_wait *w = ctx;
+
+	w->literal(w->ctx, kind, ev, in);
+}
+
+static void run_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
+{
+	struct run_wait *w = ctx;
+
+	(void)tagged;
+	w->done = true;
+	w->ok = err == NULL;
+	if (err != NULL)
+		w->err = *err;
+}
+
+int imap_client_run(struct event_base *base, struct imap_client *c, imap_untagged_cb_t *untagged,
+		    imap_literal_cb_t *literal, void *ctx, struct mh_err *err, const char *fmt, ...)
+{
+	struct run_wait w = {.untagged = untagged, .literal = literal, .ctx = ctx};
+	struct imap_cmd_handlers h = {.untagged = untagged != NULL ? run_untagged : NULL,
+				      .literal = literal != NULL ? run_literal : NULL,
+				      .done = run_done,
+				      .ctx = &w};
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = imap_client_vcmd(c, &h, err, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -1;
+	if (imap_run_until(base, &w.done) < 0 && !w.done)
+		return mh_err_set(err, MH_E_INTERNAL, "the event loop ended while waiting for a reply");
+	if (w.ok)
+		return 1;
+	*err = w.err;
+	return mh_err_class_of(w.err.code) == MH_CLASS_CONNECTION || w.err.code == MH_E_CANCELED ? -1 : 0;
 }
 
 /* --- APPEND ---------------------------------------------------------------------------- */
@@ -2113,6 +2405,8 @@ int imap_append_add(struct imap_append *a, const char *flags, const char *intern
 	cmd_literal_header(c, cmd, size, false);
 	seg_push(cmd, SEG_LITERAL, size, false);
 	a->lit_left = size;
+	if (size > a->max_size)
+		a->max_size = size;
 	a->nmsgs++;
 	pump(c);
 	return 0;

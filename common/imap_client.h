@@ -17,6 +17,7 @@
 #ifndef MH_IMAP_CLIENT_H
 #define MH_IMAP_CLIENT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,15 @@ void imap_client_free(struct imap_client **c);
 void imap_client_open(struct imap_client *c, imap_done_cb_t *done, void *ctx);
 
 bool imap_client_is_open(const struct imap_client *c);
+/* How far a connection got: the stage it is in, or the one a failure closed it in (for
+ * the health check: which step failed). */
+enum imap_stage { IMAP_STAGE_CONNECT, IMAP_STAGE_TLS, IMAP_STAGE_GREETING, IMAP_STAGE_LOGIN, IMAP_STAGE_READY };
+enum imap_stage imap_client_stage(const struct imap_client *c);
+/* The capabilities the server announced (as sent; disabled ones included). */
+size_t imap_client_caps(const struct imap_client *c, const char *const **caps_r);
+/* The TLS session's protocol, cipher and server certificate; false without TLS (or once
+ * closed). */
+bool imap_client_tls_info(const struct imap_client *c, struct mh_tls_info *info);
 /* Closes the connection as if it had died with why: every pending command completes
  * with why (from the event loop, not inside this call). For a worker whose shutdown
  * grace period is over. */
@@ -114,6 +124,16 @@ void imap_client_disable_cap(struct imap_client *c, const char *cap);
  * case done is NOT called. */
 int imap_client_cmd(struct imap_client *c, const struct imap_cmd_handlers *h, struct mh_err *err,
 		    const char *fmt, ...);
+
+int imap_client_vcmd(struct imap_client *c, const struct imap_cmd_handlers *h, struct mh_err *err, const char *fmt,
+		     va_list ap);
+
+/* For sequential callers (planner, health check): queues a command like imap_client_cmd
+ * and runs base until it completes; untagged/literal (either may be NULL) get ctx.
+ * Returns 1 on OK, 0 when the server refused it (NO/BAD: err says why), -1 when the
+ * connection is gone (err set). */
+int imap_client_run(struct event_base *base, struct imap_client *c, imap_untagged_cb_t *untagged,
+		    imap_literal_cb_t *literal, void *ctx, struct mh_err *err, const char *fmt, ...);
 
 /* --- streamed APPEND / MULTIAPPEND (RFC 3502) ---------------------------------------
  * imap_client_append_start() queues "APPEND mailbox"; each imap_append_add() adds one
@@ -170,15 +190,23 @@ void imap_client_pause_reading(struct imap_client *c, bool pause);
 void imap_client_set_inline_max(struct imap_client *c, size_t max_inline_literal);
 
 /* --- reply helpers --------------------------------------------------------------------- */
-/* Maps a tagged NO/BAD (and its response code: AUTHENTICATIONFAILED, OVERQUOTA, LIMIT,
- * TOOBIG, UNAVAILABLE, INUSE, TRYCREATE, NONEXISTENT, EXPIRED, ...) onto the catalogue,
- * with "context: [CODE] sanitized server text" as detail. context says what was tried
- * ("APPEND", "LOGIN", "UID FETCH"). Throttling texts (Exchange "Server Unavailable. 15",
- * Gmail "[THROTTLED]", "Too many simultaneous connections", "Account exceeded command
- * or bandwidth limits") give THROTTLED. Without a known code a NO gives the context's
- * default (APPEND: MSG_REJECTED, SELECT/EXAMINE/STATUS: FOLDER_SELECT, CREATE:
- * FOLDER_CREATE, LOGIN/AUTHENTICATE: AUTH_FAILED, others: UNAVAILABLE), a BAD PROTOCOL.
- * An OK clears err. */
+/* Maps a tagged NO/BAD (or a BYE) onto the catalogue, with "context: [CODE] sanitized
+ * server text" as detail; context says what was tried ("APPEND", "LOGIN", "UID FETCH").
+ * In this order: a provider's own words (throttling: Exchange "Server Unavailable. 15" and
+ * "Request is throttled", Gmail "Too many simultaneous connections", Dovecot "Maximum number
+ * of connections"; Gmail "not enabled for IMAP" / "IMAP access is disabled": LOGIN_DISABLED;
+ * "log in via your web browser" / "Web login required": WEB_LOGIN_REQUIRED; Exchange "User
+ * is authenticated but not connected": MAILBOX_ACCESS_DENIED), then the response code
+ * (RFC 5530 AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED, CONTACTADMIN,
+ * PRIVACYREQUIRED, UNAVAILABLE, INUSE, SERVERBUG, CLIENTBUG, OVERQUOTA, LIMIT (APPEND),
+ * TRYCREATE, NONEXISTENT, ALREADYEXISTS, CANNOT (CREATE), NOPERM, CORRUPTION,
+ * EXPUNGEISSUED; RFC 4469/7889 TOOBIG), then texts of servers without codes (Cyrus "Over
+ * quota", "Message size exceeds fixed limit", "Mailbox does not exist", "Invalid mailbox
+ * name"), and last the command's default for a NO (APPEND: MSG_REJECTED, SELECT/EXAMINE/
+ * STATUS: FOLDER_SELECT, CREATE: FOLDER_CREATE, LOGIN/AUTHENTICATE: AUTH_FAILED, others:
+ * UNAVAILABLE); a BAD is COMMAND_REJECTED. The tables are in imap_client.c and tested with
+ * real servers' lines in tests/unit/test_err.c. An OK clears err. The client itself adds
+ * the sizes to MSG_TOO_BIG after an APPEND and removes the password if the server echoes it. */
 void imap_err_from_reply(const struct imap_response *r, const char *context, struct mh_err *err);
 /* [APPENDUID uidvalidity uid-set]: fills up to max UIDs in order (ranges expanded);
  * returns how many were filled, or -1 when the code is absent or malformed (numbers are

@@ -118,9 +118,11 @@ int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum m
 	}
 	imap_client_open(conn->imap, open_done, &w);
 	if (imap_run_until(base, &w.done) < 0 && !w.done) {
+		conn->stage = imap_client_stage(conn->imap);
 		mh_conn_close(conn);
 		return mh_err_set(err, MH_E_INTERNAL, "event loop ended before the login finished");
 	}
+	conn->stage = imap_client_stage(conn->imap);
 	if (!w.ok) {
 		mh_conn_close(conn);
 		*err = w.err;

@@ -24,6 +24,7 @@ struct mh_conn {
 	struct mh_lease lease; /* the fleet-wide connection slot it holds (limit.h) */
 	struct rq *lease_q;    /* where the lease lives; NULL when not leased */
 	struct event_base *base;
+	enum imap_stage stage; /* after a failed open: the stage it failed in (health check) */
 };
 
 struct mh_conn_opts {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -171,6 +172,29 @@ const char *mh_tls_describe(SSL *ssl, char *buf, size_t len)
 
 	snprintf(buf, len, "%s %s", SSL_get_version(ssl), c != NULL ? SSL_CIPHER_get_name(c) : "?");
 	return buf;
+}
+
+int mh_tls_get_info(SSL *ssl, struct mh_tls_info *info)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	X509 *cert = SSL_get1_peer_certificate(ssl);
+
+	memset(info, 0, sizeof(*info));
+	snprintf(info->protocol, sizeof(info->protocol), "%s", SSL_get_version(ssl));
+	snprintf(info->cipher, sizeof(info->cipher), "%s", c != NULL ? SSL_CIPHER_get_name(c) : "?");
+	info->verified = SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE && SSL_get_verify_result(ssl) == X509_V_OK;
+	if (cert == NULL)
+		return 0;
+	X509_NAME_oneline(X509_get_subject_name(cert), info->subject, sizeof(info->subject));
+	X509_NAME_oneline(X509_get_issuer_name(cert), info->issuer, sizeof(info->issuer));
+	{
+		const ASN1_TIME *t = X509_get0_notAfter(cert);
+		struct tm tm;
+		if (t != NULL && ASN1_TIME_to_tm(t, &tm) == 1)
+			info->not_after = (int64_t)timegm(&tm);
+	}
+	X509_free(cert);
+	return 0;
 }
 
 void mh_tls_ssl_free(SSL *ssl)

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "endpoint.h"
 #include "err.h"
@@ -35,6 +36,16 @@ void mh_tls_explain_failure(SSL *ssl, struct mh_err *err);
 /* The same, for an OpenSSL error code already taken off the thread's error queue (as
  * libevent does: bufferevent_get_openssl_error()); lib_err 0 means none is known. */
 void mh_tls_explain_error(SSL *ssl, unsigned long lib_err, struct mh_err *err);
+/* What the health check shows of an established session. */
+struct mh_tls_info {
+	char protocol[16];  /* "TLSv1.3" */
+	char cipher[64];
+	char subject[256];  /* the server certificate's subject, one line */
+	char issuer[256];
+	int64_t not_after;  /* unix seconds; 0 when unknown */
+	bool verified;      /* the chain and name were checked (not --insecure) */
+};
+int mh_tls_get_info(SSL *ssl, struct mh_tls_info *info);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" into buf, for logs; returns buf. */
 const char *mh_tls_describe(SSL *ssl, char *buf, size_t len);
 

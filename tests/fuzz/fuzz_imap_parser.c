@@ -5,7 +5,8 @@
  * NEED_MORE or ERROR and removing LITERAL_DATA bytes as the contract says. Both runs must
  * give the same transcript, and the event invariants are checked on the way: LITERAL_DATA
  * is never empty and never more than is buffered or declared, NEED_MORE leaves the buffer
- * empty, errors are sticky, and every string in a response is NUL-terminated. */
+ * empty, errors are sticky, every string in a response is NUL-terminated, and every NO,
+ * BAD or BYE maps onto the error catalogue (imap_err_from_reply). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include <event2/buffer.h>
 
+#include "imap_client.h"
 #include "imap_parser.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -84,8 +86,28 @@ static void tr_arg(struct transcript *t, const struct imap_arg *a, unsigned dept
 	}
 }
 
+/* A NO, BAD or BYE from a hostile server still maps onto the catalogue: a valid code and a
+ * detail that is printable and bounded. */
+static void check_err_mapping(const struct imap_response *r)
+{
+	static const char *const contexts[] = {"LOGIN", "APPEND", "SELECT", "CREATE", "UID FETCH", "BYE"};
+	struct mh_err e;
+
+	if (r->status != IMAP_STATUS_NO && r->status != IMAP_STATUS_BAD && r->status != IMAP_STATUS_BYE)
+		return;
+	for (size_t i = 0; i < sizeof(contexts) / sizeof(contexts[0]); i++) {
+		imap_err_from_reply(r, contexts[i], &e);
+		if ((unsigned)e.code >= MH_E_COUNT_ || e.code == MH_E_OK || strlen(e.detail) >= sizeof(e.detail))
+			abort();
+		for (const char *s = e.detail; *s != '\0'; s++)
+			if ((unsigned char)*s < 0x20 || *s == 0x7f)
+				abort();
+	}
+}
+
 static void tr_response(struct transcript *t, const struct imap_response *r)
 {
+	check_err_mapping(r);
 	tr_u64(t, r->kind);
 	tr_str(t, r->tag);
 	tr_u64(t, r->status);

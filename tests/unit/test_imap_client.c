@@ -965,6 +965,12 @@ static void test_append_over_appendlimit(void **state)
 	run(&b->w.done);
 	if (b->w.code != MH_E_MSG_TOO_BIG && b->w.code != MH_E_OVER_QUOTA)
 		fail_msg("APPEND over the limit: %s: %s", mh_err_name(b->w.code), b->w.detail);
+	/* the detail names both sizes, before the server's text */
+	if (b->w.code == MH_E_MSG_TOO_BIG) {
+		static const char want[] = "APPEND: the message is 7000000 bytes, the server's limit is 6000000 bytes: [LIMIT] ";
+		if (strncmp(b->w.detail, want, sizeof(want) - 1) != 0)
+			fail_msg("detail \"%s\"", b->w.detail);
+	}
 	/* the caller goes on feeding (bytes dropped) and finishes as usual */
 	if (b->a != NULL)
 		too_big_feed(b);
@@ -1529,7 +1535,49 @@ static void test_authenticate_plain(void **state)
 
 	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] hi\r\n", auth_plain_server);
 	o = fake_opts(&f);
-	assert_int_equal(open_expect(&o), MH_E_AUTH_NO_MECHANISM);
+	assert_int_equal(open_expect(&o), MH_E_PLAINTEXT_REFUSED); /* no TLS: that is why */
+	fake_stop(&f);
+}
+
+/* A hostile server that echoes the command it got in its NO: the password must come back
+ * neither in the error's detail nor in the trace, as sent quoted or in the PLAIN blob. */
+static void echo_command(struct fake *f, const char *line)
+{
+	char buf[700];
+	size_t t = strcspn(line, " ");
+
+	snprintf(buf, sizeof(buf), "%.*s NO [AUTHENTICATIONFAILED] you sent: %s\r\n", (int)(t < 32 ? t : 32), line, line);
+	fake_send(f, buf);
+}
+
+static void test_hostile_echoes_password(void **state)
+{
+	struct fake f;
+	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
+
+	(void)state;
+	fake_start(&f, "* OK [CAPABILITY IMAP4rev1] hi\r\n", echo_command);
+	o = fake_opts(&f);
+	o.password = "s3cr\"et";
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_AUTH_FAILED);
+	assert_string_equal(w.detail, "LOGIN: [AUTHENTICATIONFAILED] you sent: A1 LOGIN u \"<redacted>\"");
+	assert_true(tr_contains("< A1 NO [AUTHENTICATIONFAILED] you sent: A1 LOGIN u \"<redacted>\""));
+	assert_false(tr_contains("s3cr"));
+	imap_client_free(&c);
+	fake_stop(&f);
+
+	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED AUTH=PLAIN] hi\r\n", echo_command);
+	o = fake_opts(&f);
+	o.password = "s3cret-pw";
+	c = open_client(&o, &w);
+	assert_int_equal(w.code, MH_E_AUTH_FAILED);
+	/* base64("\0u\0s3cret-pw") is AHUAczNjcmV0LXB3 */
+	assert_string_equal(w.detail, "AUTHENTICATE: [AUTHENTICATIONFAILED] you sent: A1 AUTHENTICATE PLAIN <redacted>");
+	assert_false(tr_contains("AHUAczNjcmV0LXB3"));
+	imap_client_free(&c);
 	fake_stop(&f);
 }
 
@@ -1728,6 +1776,7 @@ static void test_append_sync_literal_refused(void **state)
 	imap_client_on_drain(c, 0, on_drained, &drained);
 	run(&wa.done);
 	assert_int_equal(wa.code, MH_E_MSG_TOO_BIG);
+	assert_string_equal(wa.detail, "APPEND: the largest of 2 messages is 200000 bytes: [TOOBIG] too big");
 	assert_true(wa.had_tagged);
 	/* later calls are harmless */
 	imap_append_data_mem(a, chunk, 65536);
@@ -1816,12 +1865,12 @@ static void test_err_from_reply(void **state)
 	assert_int_equal(map(IMAP_STATUS_NO, "CANNOT", "bad name", "CREATE"), MH_E_FOLDER_NAME);
 	assert_int_equal(map(IMAP_STATUS_NO, NULL, "bad", "LOGIN"), MH_E_AUTH_FAILED);
 	assert_int_equal(map(IMAP_STATUS_NO, "AUTHENTICATIONFAILED", "bad", "LOGIN"), MH_E_AUTH_FAILED);
-	assert_int_equal(map(IMAP_STATUS_NO, "AUTHORIZATIONFAILED", "bad", "LOGIN"), MH_E_LOGIN_DISABLED);
-	assert_int_equal(map(IMAP_STATUS_NO, "CONTACTADMIN", "bad", "LOGIN"), MH_E_LOGIN_DISABLED);
+	assert_int_equal(map(IMAP_STATUS_NO, "AUTHORIZATIONFAILED", "bad", "LOGIN"), MH_E_MAILBOX_ACCESS_DENIED);
+	assert_int_equal(map(IMAP_STATUS_NO, "CONTACTADMIN", "bad", "LOGIN"), MH_E_ACCOUNT_LOCKED);
 	assert_int_equal(map(IMAP_STATUS_NO, "EXPIRED", "bad", "LOGIN"), MH_E_ACCOUNT_LOCKED);
 	assert_int_equal(map(IMAP_STATUS_NO, "UNAVAILABLE", "later", "LOGIN"), MH_E_UNAVAILABLE);
 	assert_int_equal(map(IMAP_STATUS_NO, "INUSE", "busy", "SELECT"), MH_E_UNAVAILABLE);
-	assert_int_equal(map(IMAP_STATUS_BAD, NULL, "syntax", "NOOP"), MH_E_PROTOCOL);
+	assert_int_equal(map(IMAP_STATUS_BAD, NULL, "syntax", "NOOP"), MH_E_COMMAND_REJECTED);
 	assert_int_equal(map(IMAP_STATUS_NO, NULL, "Server Unavailable. 15", "LOGIN"), MH_E_THROTTLED);
 	assert_int_equal(map(IMAP_STATUS_NO, NULL, "[THROTTLED] slow down", "UID FETCH"), MH_E_THROTTLED);
 	assert_int_equal(map(IMAP_STATUS_NO, NULL, "Too many simultaneous connections. (Failure)", "LOGIN"),
@@ -1860,6 +1909,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_starttls_injection, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_no_starttls, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_authenticate_plain, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_echoes_password, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_answer_during_append, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_append_short_literal_closes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_astring_formatting, fx_setup, fx_teardown),

@@ -1,0 +1,16 @@
+/* textfmt.h - small formatting helpers for reports: sizes, durations, JSON strings. */
+#ifndef MH_TEXTFMT_H
+#define MH_TEXTFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* "512 B", "1.5 KB", "223.4 MB" (powers of 1000, as disks and quotas are sold). */
+void mh_fmt_bytes(char *buf, size_t len, uint64_t bytes);
+/* "42.0 s", "3:05", "2:10:00". */
+void mh_fmt_duration(char *buf, size_t len, double seconds);
+/* s as a JSON string, quotes included ("null" for NULL). */
+void mh_json_str(FILE *out, const char *s);
+
+#endif
