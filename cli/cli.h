@@ -35,6 +35,8 @@ struct mh_endpoint;
 int cli_endpoints_resolve(char *from_url, char *to_url, const char *from_password_file, const char *to_password_file,
 			  bool insecure, struct mh_endpoint *from, struct mh_endpoint *to, struct mh_err *err);
 int cmd_check(int argc, char **argv);
+/* records, forget (records.c) */
+int cmd_records(const char *cmd, int argc, char **argv);
 
 /* --- spec.c: a job from two endpoints ------------------------------------------------- */
 struct mh_endpoint;

@@ -23,6 +23,8 @@ static void usage(FILE *out)
 	      "  failures JOB [--csv]          the job's failed messages with the reason and the fix\n"
 	      "  requeue JOB [--folder NAME] [--batch ID] [--error CODE]\n"
 	      "                                copy the selected failed messages again\n"
+	      "  records [--json]              transfer records: hosts, users, protocol, times, counts, errors\n"
+	      "  forget JOB...|--user ADDRESS  delete jobs' records and every other trace of them in Redis\n"
 	      "  keygen FILE                   create a credential seal key for a cluster (mode 0600)\n"
 	      "  errors [CODE] [--json]        explain error codes: class, what happened, the fix\n"
 	      "\n"
@@ -62,6 +64,8 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
 	    strcmp(argv[1], "cancel") == 0 || strcmp(argv[1], "failures") == 0 || strcmp(argv[1], "requeue") == 0)
 		return cmd_jobs(argv[1], argc - 1, argv + 1);
+	if (strcmp(argv[1], "records") == 0 || strcmp(argv[1], "forget") == 0)
+		return cmd_records(argv[1], argc - 1, argv + 1);
 	if (strcmp(argv[1], "submit") == 0)
 		return cmd_submit(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keygen") == 0)
