@@ -40,9 +40,11 @@ int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum m
  * one of base's callbacks (it runs base once to finish the close). */
 void mh_conn_close(struct mh_conn *conn);
 
-/* Leases last this long; holders refresh them at every batch (a batch running longer
- * than this lets the slot lapse early, a soft overrun only). */
-#define MH_CONN_LEASE_TTL_MS 300000u
+/* Leases last this long; holders refresh them every MH_CONN_LEASE_REFRESH_MS while they
+ * hold the connection. Short, because a killed worker cannot give its slots back: they
+ * lapse within this time (a holder that fails to refresh overruns softly, nothing more). */
+#define MH_CONN_LEASE_TTL_MS 30000u
+#define MH_CONN_LEASE_REFRESH_MS 10000u
 
 /* Like mh_conn_open(), but first takes a fleet-wide slot for the account and its host
  * (limit.h; the account limit is the job's max_connections, else the default), in Redis q.

@@ -598,12 +598,51 @@ int rq_xack(struct rq *q, const char *stream, const char *group, const char *id,
 }
 
 /*
+ * XACK stream group id, then XDEL stream id, atomically (one script), so an entry is never
+ * deleted while it is still pending: once acknowledged it is pending for nobody as long as
+ * the stream has one consumer group, which is how every stream of ours is read. A consumer
+ * that was slower than a claim still holds its copy of the entry in memory; its own
+ * XACK/XDEL then finds nothing, which is fine. Returns 0, or -1 (MH_E_REDIS).
+ */
+int rq_xack_del(struct rq *q, const char *stream, const char *group, const char *id, struct mh_err *err)
+{
+	static const char script[] = "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
+				     "return redis.call('XDEL', KEYS[1], ARGV[2])\n";
+	redisReply *r = rq_command(q, err, "EVAL %s 1 %s %s %s", script, stream, group, id);
+	int rc = 0;
+
+	if (r == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_INTEGER)
+		rc = mh_err_set(err, MH_E_REDIS, "%s: XACK/XDEL: unexpected reply", q->desc);
+	freeReplyObject(r);
+	return rc;
+}
+
+/* Acknowledges the claimed entries that have no fields any more (Redis 6.2): they can
+ * never be delivered. Best effort: the next scan tries again. */
+static void ack_deleted(struct rq *q, const char *stream, const char *group, const redisReply *entries)
+{
+	for (size_t i = 0; i < entries->elements; i++) {
+		struct rq_entry e;
+		struct mh_err err;
+
+		if (entry_parse(entries->element[i], &e) == 0)
+			rq_xack(q, stream, group, entries->element[i]->element[0]->str, &err);
+	}
+}
+
+/*
  * XAUTOCLAIM stream group consumer min_idle_ms 0-0 COUNT count: takes over up to count
  * entries that have been pending longer than min_idle_ms, and delivers them to cb as
  * rq_xreadgroup does (deleted entries skipped, non-zero from cb stops delivery; claimed
  * but undelivered entries now belong to consumer). One scan from 0-0; the cursor Redis
  * returns is not followed. The reply is [cursor, entries] on Redis 6.2 and [cursor,
- * entries, deleted-ids] on 7.x; both are accepted. Returns the number delivered, or -1.
+ * entries, deleted-ids] on 7.x; both are accepted. An entry deleted while pending (never
+ * by rq_xack_del, which acknowledges first) has nothing left to deliver: Redis 7 drops it
+ * from the pending list and names it in deleted-ids, which are ignored; Redis 6.2 shows
+ * it with nil fields, and it is acknowledged here so that it does not come back at every
+ * scan. Returns the number delivered, or -1.
  */
 int rq_xautoclaim(struct rq *q, const char *stream, const char *group, const char *consumer,
 		  unsigned min_idle_ms, unsigned count, rq_entry_cb_t *cb, void *ctx, struct mh_err *err)
@@ -625,6 +664,8 @@ int rq_xautoclaim(struct rq *q, const char *stream, const char *group, const cha
 		return mh_err_set(err, MH_E_REDIS, "%s: XAUTOCLAIM: unexpected reply shape", q->desc);
 	}
 	n = entries_deliver(q, r->element[1], cb, ctx, &stop, err, "XAUTOCLAIM");
+	if (n >= 0)
+		ack_deleted(q, stream, group, r->element[1]);
 	freeReplyObject(r);
 	return n;
 }

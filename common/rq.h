@@ -46,6 +46,9 @@ typedef int rq_entry_cb_t(void *ctx, const struct rq_entry *e);
 int rq_xreadgroup(struct rq *q, const char *stream, const char *group, const char *consumer,
 		  unsigned block_ms, unsigned count, rq_entry_cb_t *cb, void *ctx, struct mh_err *err);
 int rq_xack(struct rq *q, const char *stream, const char *group, const char *id, struct mh_err *err);
+/* XACK and XDEL in one step: for streams read by a single consumer group, where an
+ * acknowledged entry is pending for nobody and only takes memory. */
+int rq_xack_del(struct rq *q, const char *stream, const char *group, const char *id, struct mh_err *err);
 /* XAUTOCLAIM stream group consumer min_idle_ms 0-0 COUNT count: takes over entries other
  * consumers held too long. Returns the number delivered, or -1. */
 int rq_xautoclaim(struct rq *q, const char *stream, const char *group, const char *consumer,

@@ -38,6 +38,7 @@ struct worker_thread {
 
 	/* shutdown: checked during batches by a timer on base */
 	struct event *watchdog;
+	uint64_t leases_refreshed_ms;
 	uint64_t stop_seen_ms;
 	bool handing_back; /* the grace period ran out: connections cut, batch goes back */
 };
@@ -272,6 +273,21 @@ static bool run_batch(struct worker_thread *t, struct mh_batch *b, const bool *i
 	return true;
 }
 
+/* Keeps the open connections' fleet-wide slots alive (they lapse soon otherwise, see
+ * imap_connect.h). A slot that lapsed is noticed at the next batch, which reconnects. */
+static void refresh_leases(struct worker_thread *t)
+{
+	struct mh_err err;
+
+	if (mh_now_ms() - t->leases_refreshed_ms < MH_CONN_LEASE_REFRESH_MS)
+		return;
+	t->leases_refreshed_ms = mh_now_ms();
+	if (t->src.imap != NULL)
+		mh_conn_refresh_lease(&t->src, &err);
+	if (t->dst.imap != NULL)
+		mh_conn_refresh_lease(&t->dst, &err);
+}
+
 /* After SIGTERM a batch in hand has the grace period to finish; then its connections are
  * cut, and what was not copied goes back to the queue (hand_back). */
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
@@ -281,6 +297,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	refresh_leases(t);
 	if (!atomic_load(t->stop) || t->handing_back)
 		return;
 	if (t->stop_seen_ms == 0)
@@ -348,19 +365,19 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 	if (mh_batch_decode(e->value, e->len, &b, &err) < 0) {
 		/* A poison entry would be redelivered forever: log it and let it go. */
 		mh_error("worker", "dropping malformed batch %s: %s", e->id, err.detail);
-		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
+		rq_xack_del(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
 		return 0;
 	}
 	if (atomic_load(t->stop)) {
 		/* it came while we were stopping: straight back to the queue */
 		if (mh_retry_schedule(t->rq, &b, mh_now_ms(), &err) == 0)
-			rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
+			rq_xack_del(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
 		mh_batch_cleanup(&b);
 		return -1;
 	}
 	if (mh_job_park_batch(t->rq, b.job_id, e->value, e->len, &err) == 1) {
 		/* paused: held in Redis until resumed */
-		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
+		rq_xack_del(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
 		mh_batch_cleanup(&b);
 		return 0;
 	}
@@ -392,7 +409,7 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 	free(marks);
 	started = t->last_batch_ms = mh_now_ms();
 	if (b.count > 0 && !run_batch(t, &b, inflight, &res)) {
-		rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
+		rq_xack_del(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err);
 		free(inflight);
 		mh_batch_result_cleanup(&res);
 		mh_batch_cleanup(&b);
@@ -416,7 +433,7 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 	 * and the coordinator counts each message once. */
 	if (mh_batch_result_encode(&res, &enc, &err) < 0 ||
 	    rq_xadd(t->rq, MH_STREAM_RESULTS, "r", enc.data, enc.len, NULL, &err) < 0 ||
-	    rq_xack(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err) < 0)
+	    rq_xack_del(t->rq, MH_STREAM_BATCHES, MH_GROUP_WORKERS, e->id, &err) < 0)
 		mh_error("worker", "cannot report batch %s: %s", e->id, err.detail);
 	mh_bytes_free(&enc);
 	res.job_id = NULL;
@@ -426,9 +443,16 @@ static int on_batch(void *ctx, const struct rq_entry *e)
 	return 0;
 }
 
+/* The connections' leases live in Redis through t->rq: they go first. */
+static void drop_redis(struct worker_thread *t)
+{
+	forget_job(t);
+	rq_free(&t->rq);
+}
+
 static int connect_redis(struct worker_thread *t, struct mh_err *err)
 {
-	rq_free(&t->rq);
+	drop_redis(t);
 	t->rq = rq_connect(t->opts->redis_url, 5000, err);
 	if (t->rq == NULL)
 		return -1;
@@ -467,9 +491,11 @@ static void *thread_main(void *arg)
 		event_del(t->watchdog);
 		if (n == 0 && t->have_spec && mh_now_ms() - t->last_batch_ms > WORKER_IDLE_CLOSE_MS)
 			forget_job(t);
+		else if (n >= 0 && t->rq != NULL)
+			refresh_leases(t);
 		if (n < 0) {
 			mh_warn("worker", "redis: %s; reconnecting", err.detail);
-			rq_free(&t->rq);
+			drop_redis(t);
 			sleep(1);
 		}
 	}

@@ -465,6 +465,40 @@ static void test_xautoclaim_dead_consumer(void **state)
 	rq_free(&q);
 }
 
+/* Acknowledge-and-delete leaves neither the entry nor a pending record; a consumer that
+ * lost the entry to a claim and acks it late changes nothing. */
+static void test_xack_del_leaves_nothing(void **state)
+{
+	struct server *s = need_server(state);
+	struct rq *q = connect_ok(s, 2000);
+	struct mh_err err;
+	struct got g = {0};
+	char ids[2][RQ_ID_MAX];
+	redisReply *r;
+
+	assert_int_equal(rq_group_ensure(q, "s:ackdel", "g", &err), 0);
+	assert_int_equal(rq_xadd(q, "s:ackdel", "f", "a", 1, ids[0], &err), 0);
+	assert_int_equal(rq_xadd(q, "s:ackdel", "f", "b", 1, ids[1], &err), 0);
+	assert_int_equal(rq_xreadgroup(q, "s:ackdel", "g", "slow", 100, 10, collect, &g, &err), 2);
+	got_free(&g);
+	sleep_ms(30);
+	assert_int_equal(rq_xautoclaim(q, "s:ackdel", "g", "fast", 10, 1, collect, &g, &err), 1);
+	got_free(&g);
+	assert_int_equal(rq_xack_del(q, "s:ackdel", "g", ids[0], &err), 0); /* fast is done */
+	assert_int_equal(rq_xack_del(q, "s:ackdel", "g", ids[0], &err), 0); /* slow, late */
+	assert_int_equal(int_reply(q, "XLEN %s", "s:ackdel", NULL), 1);
+	assert_int_equal(rq_xack_del(q, "s:ackdel", "g", ids[1], &err), 0);
+	assert_int_equal(int_reply(q, "XLEN %s", "s:ackdel", NULL), 0);
+	r = rq_command(q, &err, "XPENDING %s %s", "s:ackdel", "g");
+	assert_non_null(r);
+	assert_int_equal(r->element[0]->integer, 0);
+	rq_reply_free(r);
+	/* nothing comes back to anybody */
+	assert_int_equal(rq_xautoclaim(q, "s:ackdel", "g", "fast", 0, 10, collect, &g, &err), 0);
+	assert_int_equal(rq_xreadgroup(q, "s:ackdel", "g", "fast", 0, 10, collect, &g, &err), 0);
+	rq_free(&q);
+}
+
 static void test_error_replies(void **state)
 {
 	struct server *s = need_server(state);
@@ -686,6 +720,7 @@ static void test_bad_urls(void **state)
 		cmocka_unit_test(test_block_longer_than_timeout),                               \
 		cmocka_unit_test(test_stop_from_callback), cmocka_unit_test(test_binary_values), \
 		cmocka_unit_test(test_xautoclaim_dead_consumer),                                \
+		cmocka_unit_test(test_xack_del_leaves_nothing),                                 \
 		cmocka_unit_test(test_error_replies),                                           \
 		cmocka_unit_test(test_db_selected_and_reconnect)
 
