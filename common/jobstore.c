@@ -126,6 +126,17 @@ static void args_free(struct cmd_args *a)
 	memset(a, 0, sizeof(*a));
 }
 
+static int string_list(struct redisReply *r, char ***ids_r, size_t *count_r);
+
+/* Lua: whether the job hash k is running (planned: "messages" is set when planning ends)
+ * and every planned message has a result. Shared by the scripts that finish jobs. */
+#define LUA_COMPLETE                                                                                     \
+	"local function complete(k)\n"                                                                   \
+	"  local v = redis.call('HMGET', k, 'state', 'messages', 'copied', 'skipped', 'failed')\n"      \
+	"  if v[1] ~= 'running' or not v[2] then return false end\n"                                    \
+	"  return (tonumber(v[3]) or 0) + (tonumber(v[4]) or 0) + (tonumber(v[5]) or 0) >= tonumber(v[2])\n" \
+	"end\n"
+
 /* Big batches go in chunks, keeping each command (and a script's run) short. */
 #define MSG_CHUNK 500
 
@@ -396,6 +407,152 @@ int mh_job_planned(struct rq *q, const char *job_id, struct mh_err *err)
 		"if st == 'paused' then redis.call('HSET', KEYS[1], 'paused_from', 'running') return 1 end\n"
 		"return 0\n";
 	return job_script(q, job_id, script, NULL, err);
+}
+
+int mh_job_start_planning(struct rq *q, const char *job_id, const char *owner, struct mh_err *err)
+{
+	static const char script[] =
+		"if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end\n"
+		"local again = redis.call('HGET', KEYS[1], 'replan')\n"
+		"redis.call('HSET', KEYS[1], 'state', 'planning', 'planner', ARGV[1])\n"
+		"redis.call('HSETNX', KEYS[1], 'started', ARGV[2])\n"
+		"redis.call('HDEL', KEYS[1], 'replan', 'replan_at')\n"
+		"return again and 2 or 1\n";
+	return job_script(q, job_id, script, owner, err);
+}
+
+int mh_job_plan_later(struct rq *q, const char *job_id, const char *owner, unsigned delay_ms, struct mh_err *err)
+{
+	static const char script[] =
+		"local v = redis.call('HMGET', KEYS[1], 'state', 'planner', 'paused_from')\n"
+		"if v[2] ~= ARGV[1] then return 0 end\n"
+		"local at = tonumber(ARGV[2]) + tonumber(ARGV[3])\n"
+		"if v[1] == 'planning' then\n"
+		"  redis.call('HSET', KEYS[1], 'state', 'queued', 'replan', '1', 'replan_at', at)\n"
+		"elseif v[1] == 'paused' and v[3] == 'planning' then\n"
+		"  -- resuming submits it again\n"
+		"  redis.call('HSET', KEYS[1], 'paused_from', 'queued', 'replan', '1')\n"
+		"else return 0 end\n"
+		"redis.call('HDEL', KEYS[1], 'planner')\n"
+		"return 1\n";
+	char key[MH_KEY_MAX];
+	struct redisReply *r;
+	int rc;
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	r = rq_command(q, err, "EVAL %s 1 %s %s %" PRIu64 " %u", script, key, owner, mh_now_ms(), delay_ms);
+	if (r == NULL)
+		return -1;
+	rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+	rq_reply_free(r);
+	if (rc < 0)
+		return mh_err_set(err, MH_E_REDIS, "unexpected reply to a job script");
+	return rc;
+}
+
+void mh_key_coordinator(char *buf, size_t len, const char *owner)
+{
+	snprintf(buf, len, "mh:coordinator:%s", owner);
+}
+
+int mh_coordinator_alive(struct rq *q, const char *owner, unsigned ttl_ms, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+
+	mh_key_coordinator(key, sizeof(key), owner);
+	return simple(q, err, rq_command(q, err, "SET %s %" PRIu64 " PX %u", key, mh_now_ms(), ttl_ms));
+}
+
+int mh_coordinator_gone(struct rq *q, const char *owner, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+
+	mh_key_coordinator(key, sizeof(key), owner);
+	return simple(q, err, rq_command(q, err, "DEL %s", key));
+}
+
+/* Reads the integer element i of an array reply (0 when it is not one). */
+static uint64_t u64_elem(const struct redisReply *r, size_t i)
+{
+	if (i >= r->elements || r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer < 0)
+		return 0;
+	return (uint64_t)r->element[i]->integer;
+}
+
+int mh_job_finish(struct rq *q, const char *job_id, enum mh_job_state *final_r, struct mh_counts *counts_r,
+		  struct mh_err *err)
+{
+	static const char script[] =
+		LUA_COMPLETE
+		"if not complete(KEYS[1]) then return {0} end\n"
+		"local v = redis.call('HMGET', KEYS[1], 'messages', 'copied', 'skipped', 'failed')\n"
+		"for i = 1, 4 do v[i] = tonumber(v[i]) or 0 end\n"
+		"local final = v[4] > 0 and 'partial' or 'done'\n"
+		"redis.call('HSET', KEYS[1], 'state', final, 'ended', ARGV[2])\n"
+		"redis.call('SREM', 'mh:active', ARGV[1])\n"
+		"return {v[4] > 0 and 2 or 1, v[1], v[2], v[3], v[4]}\n";
+	char key[MH_KEY_MAX];
+	struct redisReply *r;
+	int rc = 0;
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	r = rq_command(q, err, "EVAL %s 1 %s %s %" PRIu64, script, key, job_id, mh_now_ms());
+	if (r == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+		rc = mh_err_set(err, MH_E_REDIS, "finishing job %s: unexpected reply", job_id);
+	else if (u64_elem(r, 0) != 0) {
+		*final_r = u64_elem(r, 0) == 2 ? MH_JOB_PARTIAL : MH_JOB_DONE;
+		if (counts_r != NULL) {
+			memset(counts_r, 0, sizeof(*counts_r));
+			counts_r->messages = u64_elem(r, 1);
+			counts_r->copied = u64_elem(r, 2);
+			counts_r->skipped = u64_elem(r, 3);
+			counts_r->failed = u64_elem(r, 4);
+		}
+		rc = 1;
+	}
+	rq_reply_free(r);
+	return rc;
+}
+
+int mh_job_sweep(struct rq *q, const char *owner, char ***complete_r, size_t *count_r, size_t *requeued_r,
+		 struct mh_err *err)
+{
+	/* ARGV: the caller's owner id (its own plans are never taken from it), now */
+	static const char script[] =
+		LUA_COMPLETE
+		"local done, requeued = {}, 0\n"
+		"for _, id in ipairs(redis.call('SMEMBERS', 'mh:active')) do\n"
+		"  local k = 'mh:job:' .. id\n"
+		"  local v = redis.call('HMGET', k, 'state', 'planner', 'replan_at')\n"
+		"  if complete(k) then\n"
+		"    done[#done + 1] = id\n"
+		"  elseif v[1] == 'planning' and v[2] ~= ARGV[1] and\n"
+		"         (not v[2] or redis.call('EXISTS', 'mh:coordinator:' .. v[2]) == 0) then\n"
+		"    redis.call('HSET', k, 'state', 'queued', 'replan', '1')\n"
+		"    redis.call('HDEL', k, 'planner')\n"
+		"    redis.call('XADD', 'mh:jobs', '*', 'job', id)\n"
+		"    requeued = requeued + 1\n"
+		"  elseif v[1] == 'queued' and v[3] and tonumber(v[3]) <= tonumber(ARGV[2]) then\n"
+		"    redis.call('HDEL', k, 'replan_at')\n"
+		"    redis.call('XADD', 'mh:jobs', '*', 'job', id)\n"
+		"    requeued = requeued + 1\n"
+		"  end\n"
+		"end\n"
+		"return {done, requeued}\n";
+	struct redisReply *r = rq_command(q, err, "EVAL %s 0 %s %" PRIu64, script, owner, mh_now_ms());
+
+	if (r == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_ARRAY) {
+		rq_reply_free(r);
+		return mh_err_set(err, MH_E_REDIS, "sweep: unexpected reply");
+	}
+	string_list(r->element[0], complete_r, count_r);
+	*requeued_r = (size_t)u64_elem(r, 1);
+	rq_reply_free(r);
+	return 0;
 }
 
 int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err)
@@ -736,8 +893,10 @@ int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t
  * a later look at the target (settle.c) does not take this copy for another message.
  * A message's first result counts; a later copied/skipped replaces a failure. A copied or
  * skipped message is no longer in flight; a failed one stays so: its APPEND may have
- * reached the target after all (a lost connection), and the next attempt looks first. */
+ * reached the target after all (a lost connection), and the next attempt looks first.
+ * Returns 1 when the job is now complete (see LUA_COMPLETE), else 0. */
 static const char record_script[] =
+	LUA_COMPLETE
 	"local f = ARGV[1]\n"
 	"local names = {c = 'copied', s = 'skipped', f = 'failed'}\n"
 	"for i = 3, #ARGV, 8 do\n"
@@ -765,10 +924,10 @@ static const char record_script[] =
 	"  if st ~= 'f' then redis.call('HDEL', KEYS[5], field) end\n"
 	"  if st == 'c' and ARGV[i + 5] ~= '' then redis.call('HSETNX', KEYS[6], f .. ':' .. ARGV[i + 5], ARGV[i]) end\n"
 	"end\n"
-	"return 0\n";
+	"return complete(KEYS[1]) and 1 or 0\n";
 
 int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx, uint64_t batch_id,
-			  const struct mh_msg_result *msgs, size_t count, struct mh_err *err)
+			  const struct mh_msg_result *msgs, size_t count, bool *complete_r, struct mh_err *err)
 {
 	static const char *const suffixes[] = {NULL, ":done", NULL, ":fail", ":inflight", ":claimed"};
 	enum { CHUNK = 200 };
@@ -776,11 +935,14 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 	struct cmd_args a = {0};
 	int rc = 0;
 
+	if (complete_r != NULL)
+		*complete_r = false;
 	for (int k = 0; k < 6; k++)
 		mh_key_job(keys[k], sizeof(keys[k]), job_id, suffixes[k]);
 	mh_key_folder(keys[2], sizeof(keys[2]), job_id, folder_idx);
 	for (size_t base = 0; base < count && rc == 0; base += CHUNK) {
 		size_t n = count - base < CHUNK ? count - base : CHUNK;
+		struct redisReply *r;
 
 		args_add(&a, "EVAL");
 		args_add(&a, record_script);
@@ -803,7 +965,15 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 			args_add(&a, m->date != NULL ? m->date : "");
 			args_add(&a, m->subject != NULL ? m->subject : "");
 		}
-		rc = simple(q, err, args_run(q, &a, err));
+		r = args_run(q, &a, err);
+		if (r == NULL) {
+			rc = -1;
+			break;
+		}
+		/* the last chunk's answer is the one that counts */
+		if (complete_r != NULL)
+			*complete_r = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+		rq_reply_free(r);
 	}
 	args_free(&a);
 	return rc;

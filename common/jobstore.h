@@ -16,6 +16,10 @@
  *   mh:index                 sorted set of job ids by creation time
  *   mh:active                set of jobs not yet in a final state (swept by the coordinator)
  *   mh:retry                 sorted set: batches waiting for their retry time (score: due ms)
+ *   mh:coordinator:<owner>   string with a TTL: a coordinator process is alive; the jobs it
+ *                            plans name it in their "planner" field
+ * Every stream has one consumer group, and its readers delete what they acknowledge
+ * (rq_xack_del): a stream holds only entries not yet handled.
  */
 #ifndef MH_JOBSTORE_H
 #define MH_JOBSTORE_H
@@ -28,6 +32,7 @@
 #include "wire.h"
 
 struct rq;
+struct mh_counts;
 
 #define MH_STREAM_JOBS "mh:jobs"
 #define MH_STREAM_BATCHES "mh:batches"
@@ -97,6 +102,38 @@ int mh_job_cancel(struct rq *q, const char *job_id, struct mh_err *err);
 /* planning -> running, or, for a job paused while planning, running becomes the state it
  * resumes to. */
 int mh_job_planned(struct rq *q, const char *job_id, struct mh_err *err);
+/* queued -> planning, atomically, so that one planner alone plans a job: records owner
+ * (the coordinator's id, see mh_coordinator_alive) as its planner and the start time.
+ * 1: planning is ours; 2: ours, and an earlier plan of the job was interrupted (its
+ * planner died: mh_job_sweep queued it again); 0: not queued (already planned, being
+ * planned, paused, cancelled); -1 on error. */
+int mh_job_start_planning(struct rq *q, const char *job_id, const char *owner, struct mh_err *err);
+/* A plan of owner's that broke off for a reason of ours (Redis went away): planning ->
+ * queued, to be planned again (as after an interrupted plan) once delay_ms have passed
+ * (mh_job_sweep submits it then), so that the batches it already published are likely
+ * handled by then. A job paused while planning is queued when resumed. 1 done, 0 not
+ * planning in owner's name (any more), -1 on error. */
+int mh_job_plan_later(struct rq *q, const char *job_id, const char *owner, unsigned delay_ms, struct mh_err *err);
+/* running with every planned message accounted for -> done (partial when some failed),
+ * atomically: ends the job and takes it out of mh:active. 1 when this call finished it
+ * (*final_r and, unless NULL, the message counts of *counts_r set; the byte counts are
+ * not), 0 when it is not complete or not running (e.g. finished already), -1 on error. */
+int mh_job_finish(struct rq *q, const char *job_id, enum mh_job_state *final_r, struct mh_counts *counts_r,
+		  struct mh_err *err);
+/* One pass over mh:active (one script, one round trip): lists the running jobs that are
+ * complete but not finished (their last result came while they were paused, or their
+ * coordinator died before finishing them), and submits again (on mh:jobs) the jobs left
+ * "planning" by a coordinator that is no longer alive (unless owner planned them) and
+ * those whose mh_job_plan_later delay is over; *requeued_r counts both.
+ * *complete_r as for mh_job_list (free with mh_job_list_free). 0 or -1. */
+int mh_job_sweep(struct rq *q, const char *owner, char ***complete_r, size_t *count_r, size_t *requeued_r,
+		 struct mh_err *err);
+
+/* Coordinator liveness: mh:coordinator:<owner> exists for ttl_ms after each call. */
+void mh_key_coordinator(char *buf, size_t len, const char *owner);
+int mh_coordinator_alive(struct rq *q, const char *owner, unsigned ttl_ms, struct mh_err *err);
+/* A coordinator that stops cleanly says so, and nobody waits for its key to expire. */
+int mh_coordinator_gone(struct rq *q, const char *owner, struct mh_err *err);
 /* A finished job (partial, done, failed) becomes running again (for a requeue). */
 int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err);
 /* Takes failed messages out of the counts and the failure ledger, so their next result
@@ -146,9 +183,12 @@ int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t
 
 /* Applies per-message results atomically (a Lua script). A message counts once: a second
  * result for it is ignored, except that a copied/skipped result replaces a failure.
- * Returns 0 or -1. */
+ * *complete_r (may be NULL) tells whether the job is now running with every planned
+ * message accounted for: time for mh_job_finish. A job gets its planned total only when
+ * planning ends, so one whose results all came before that is never complete here; its
+ * planner finishes it. Returns 0 or -1. */
 int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx, uint64_t batch_id,
-			  const struct mh_msg_result *msgs, size_t count, struct mh_err *err);
+			  const struct mh_msg_result *msgs, size_t count, bool *complete_r, struct mh_err *err);
 
 struct mh_counts {
 	uint64_t messages, bytes; /* planned totals */

@@ -70,6 +70,7 @@ struct plan {
 
 	uint64_t total_msgs, total_bytes, batches;
 	unsigned batch_msgs; /* this job's batch size (adaptive, per target server) */
+	bool replan;         /* an earlier plan was interrupted: its batches may be out there */
 };
 
 /* --- running one command to completion -------------------------------------------- */
@@ -465,12 +466,33 @@ static int publish_batch(struct plan *p, struct mh_batch *b, struct mh_err *err)
 	return rc;
 }
 
+/* Planning again after an interrupted plan: what the first plan's batches already did
+ * must not be redone or miscounted. A message with a result is left alone; one in
+ * flight (a worker may have appended it) goes into a batch even when the target seems
+ * to hold it already, so that its worker looks for that copy (settle.c) and counts it
+ * as copied, not as skipped. */
+static int settled_by_earlier_plan(struct plan *p, uint32_t idx, const struct plan_box *src,
+				   enum mh_msg_mark *marks, struct mh_err *err)
+{
+	struct mh_batch_msg *msgs = calloc(src->count + 1, sizeof(*msgs));
+	int rc;
+
+	if (msgs == NULL)
+		abort();
+	for (size_t i = 0; i < src->count; i++)
+		msgs[i] = (struct mh_batch_msg){src->msgs[i].uid, src->msgs[i].size};
+	rc = mh_job_msg_marks(p->q, p->job_id, idx, msgs, src->count, marks, err);
+	free(msgs);
+	return rc;
+}
+
 static int plan_folder_batches(struct plan *p, uint32_t idx, const struct plan_folder *sf, const char *dst_name,
 			       const struct plan_box *src, const bool *skip, struct mh_err *err)
 {
 	const struct planner_opts *o = p->opts;
 	struct mh_batch b = {0};
 	struct mh_msg_result *skipped;
+	enum mh_msg_mark *marks;
 	size_t nskipped = 0;
 	uint64_t bytes = 0;
 	int rc = 0;
@@ -482,13 +504,18 @@ static int plan_folder_batches(struct plan *p, uint32_t idx, const struct plan_f
 	b.src_uidvalidity = src->uidvalidity;
 	b.msgs = calloc(p->batch_msgs + 1, sizeof(*b.msgs));
 	skipped = calloc(src->count + 1, sizeof(*skipped));
-	if (b.msgs == NULL || skipped == NULL)
+	marks = calloc(src->count + 1, sizeof(*marks)); /* all MH_MARK_NEW */
+	if (b.msgs == NULL || skipped == NULL || marks == NULL)
 		abort();
 
+	if (p->replan && settled_by_earlier_plan(p, idx, src, marks, err) < 0)
+		rc = -1;
 	for (size_t i = 0; i < src->count && rc == 0; i++) {
 		const struct plan_msg *m = &src->msgs[i];
 
-		if (skip[i]) {
+		if (marks[i] == MH_MARK_DONE)
+			continue;
+		if (skip[i] && marks[i] == MH_MARK_NEW) {
 			skipped[nskipped++] = (struct mh_msg_result){.uid = m->uid, .status = MH_MSG_SKIPPED, .bytes = m->size};
 			continue;
 		}
@@ -510,9 +537,10 @@ static int plan_folder_batches(struct plan *p, uint32_t idx, const struct plan_f
 	if (rc == 0 && b.count > 0)
 		rc = publish_batch(p, &b, err);
 	if (rc == 0 && nskipped > 0)
-		rc = mh_job_record_results(p->q, p->job_id, idx, 0, skipped, nskipped, err);
+		rc = mh_job_record_results(p->q, p->job_id, idx, 0, skipped, nskipped, NULL, err);
 	free(b.msgs);
 	free(skipped);
+	free(marks);
 	return rc;
 }
 
@@ -710,7 +738,7 @@ void planner_opts_default(struct planner_opts *o)
 }
 
 int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct planner_opts *o,
-	     const char *job_id, struct mh_err *err)
+	     const char *job_id, bool replan, struct mh_err *err)
 {
 	struct plan p;
 	struct mh_job_spec spec;
@@ -722,10 +750,9 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 	p.base = base;
 	p.opts = o;
 	p.job_id = job_id;
+	p.replan = replan;
 	if (mh_job_load_spec(q, job_id, &spec, err) < 0)
 		return -1;
-	if (mh_job_set_state(q, job_id, MH_JOB_PLANNING, NULL, err) < 0)
-		goto out;
 	if (open_side(q, base, key, &spec, MH_SIDE_SOURCE, &co, &p.src.conn, err) < 0) {
 		mh_err_set(err, err->code, "source: %s", err->detail);
 		goto out;

@@ -14,6 +14,7 @@
 #ifndef MH_PLANNER_H
 #define MH_PLANNER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -31,9 +32,12 @@ struct planner_opts {
 };
 void planner_opts_default(struct planner_opts *o);
 
-/* Plans job_id. On success the job is "running" with its totals set. On failure (e.g. a
- * login refused) returns -1 with err; the caller marks the job failed. */
+/* Plans job_id, which the caller has moved to "planning" (mh_job_start_planning); replan
+ * when that said an earlier plan was interrupted (messages already handled or in flight
+ * are then not planned as new). On success the job is "running" with its totals set. On
+ * failure (e.g. a login refused) returns -1 with err; the caller marks the job failed.
+ * Uses q and base alone: planners in different threads each bring their own. */
 int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct planner_opts *o,
-	     const char *job_id, struct mh_err *err);
+	     const char *job_id, bool replan, struct mh_err *err);
 
 #endif

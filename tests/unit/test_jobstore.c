@@ -1,5 +1,6 @@
 /* test_jobstore.c - a job's state in a real Redis: counting results once, failures
- * replaced by later successes, requeue bookkeeping, job control transitions, retries.
+ * replaced by later successes, requeue bookkeeping, job control transitions, retries,
+ * completion and finishing, the atomic start of planning, the sweep.
  * The group starts a private redis-server (redis_fixture.h). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,8 +91,8 @@ static void test_record_many_results_counts_each_once(void **state)
 	struct mh_counts c;
 
 	results(m, N, 1, MH_MSG_COPIED, NULL);
-	assert_int_equal(mh_job_record_results(q, "j-many", 0, 3, m, N, &err), 0);
-	assert_int_equal(mh_job_record_results(q, "j-many", 0, 3, m, N, &err), 0); /* redelivered */
+	assert_int_equal(mh_job_record_results(q, "j-many", 0, 3, m, N, NULL, &err), 0);
+	assert_int_equal(mh_job_record_results(q, "j-many", 0, 3, m, N, NULL, &err), 0); /* redelivered */
 	c = counts(q, "j-many");
 	assert_true(c.copied == N && c.copied_bytes == N * 100 && c.failed == 0);
 	assert_true(mh_job_counts_complete(&c));
@@ -108,7 +109,7 @@ static void test_success_replaces_failure_but_not_the_reverse(void **state)
 	struct mh_counts c;
 
 	results(m, 10, 1, MH_MSG_FAILED, "OVER_QUOTA");
-	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 4, m, 10, &err), 0);
+	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 4, m, 10, NULL, &err), 0);
 	c = counts(q, "j-replace");
 	assert_true(c.failed == 10 && c.copied == 0);
 	assert_int_equal(mh_job_load_summary(q, "j-replace", 1, &s, &err), 0);
@@ -119,12 +120,12 @@ static void test_success_replaces_failure_but_not_the_reverse(void **state)
 	mh_job_summary_cleanup(&s);
 
 	results(m, 4, 1, MH_MSG_COPIED, NULL);
-	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 5, m, 4, &err), 0);
+	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 5, m, 4, NULL, &err), 0);
 	c = counts(q, "j-replace");
 	assert_true(c.failed == 6 && c.copied == 4 && c.failed_bytes == 600);
 
 	results(m, 4, 1, MH_MSG_FAILED, "TIMEOUT"); /* a late failure never undoes a copy */
-	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 6, m, 4, &err), 0);
+	assert_int_equal(mh_job_record_results(q, "j-replace", 0, 6, m, 4, NULL, &err), 0);
 	c = counts(q, "j-replace");
 	assert_true(c.failed == 6 && c.copied == 4);
 	rq_free(&q);
@@ -146,7 +147,7 @@ static void test_inflight_marks_follow_the_results(void **state)
 	assert_int_equal(mh_job_mark_inflight(q, "j-inflight", 0, msgs, 3, &err), 0);
 	results(m, 2, 1, MH_MSG_COPIED, NULL);
 	results(&m[2], 1, 3, MH_MSG_FAILED, "CONNECTION_LOST");
-	assert_int_equal(mh_job_record_results(q, "j-inflight", 0, 1, m, 3, &err), 0);
+	assert_int_equal(mh_job_record_results(q, "j-inflight", 0, 1, m, 3, NULL, &err), 0);
 	assert_int_equal(mh_job_msg_marks(q, "j-inflight", 0, msgs, 4, marks, &err), 0);
 	assert_int_equal(marks[0], MH_MARK_DONE);
 	assert_int_equal(marks[1], MH_MARK_DONE);
@@ -169,7 +170,7 @@ static void test_claims_give_each_copy_one_owner(void **state)
 	const uint32_t cands[] = {1000, 1001, 1002};
 
 	results(m, 1, 1, MH_MSG_COPIED, NULL); /* source 1 -> target 1000 */
-	assert_int_equal(mh_job_record_results(q, "j-claim", 0, 1, m, 1, &err), 0);
+	assert_int_equal(mh_job_record_results(q, "j-claim", 0, 1, m, 1, NULL, &err), 0);
 	assert_int_equal(mh_job_claim_target_uid(q, "j-claim", 0, 2, cands, 3, &got, &err), 0);
 	assert_int_equal(got, 1001);
 	assert_int_equal(mh_job_claim_target_uid(q, "j-claim", 0, 3, cands, 3, &got, &err), 0);
@@ -193,7 +194,7 @@ static void test_unfail_takes_failures_out_of_the_counts(void **state)
 
 	results(m, 3, 1, MH_MSG_FAILED, "OVER_QUOTA");
 	results(m + 3, 3, 4, MH_MSG_COPIED, NULL);
-	assert_int_equal(mh_job_record_results(q, "j-unfail", 0, 1, m, 6, &err), 0);
+	assert_int_equal(mh_job_record_results(q, "j-unfail", 0, 1, m, 6, NULL, &err), 0);
 	/* uid 5 was copied: unfail leaves it alone */
 	assert_int_equal(mh_job_unfail(q, "j-unfail", 0, again, 3, &err), 0);
 	c = counts(q, "j-unfail");
@@ -254,6 +255,181 @@ static void test_retry_waits_until_due(void **state)
 	rq_free(&q);
 }
 
+/* The record script says when the job is complete, and only a running (planned) job can
+ * be: results that all come while planning is not over leave it to the planner. */
+static void test_record_reports_completion(void **state)
+{
+	struct mh_msg_result m[4];
+	struct rq *q = fresh_job(state, "j-complete", 4);
+	char key[MH_KEY_MAX];
+	struct mh_err err;
+	bool complete = true;
+
+	results(m, 4, 1, MH_MSG_COPIED, NULL);
+	m[3].status = MH_MSG_FAILED;
+	m[3].error = "OVER_QUOTA";
+	assert_int_equal(mh_job_record_results(q, "j-complete", 0, 1, m, 2, &complete, &err), 0);
+	assert_false(complete);
+	assert_int_equal(mh_job_record_results(q, "j-complete", 0, 2, m + 2, 2, &complete, &err), 0);
+	assert_true(complete);
+	assert_int_equal(mh_job_record_results(q, "j-complete", 0, 2, m + 2, 2, &complete, &err), 0);
+	assert_true(complete); /* a redelivered result says it again; finishing is idempotent */
+
+	/* still planning: "messages" is not set yet, nothing is complete */
+	q = (rq_free(&q), fresh_job(state, "j-planning", 2));
+	mh_key_job(key, sizeof(key), "j-planning", NULL);
+	rq_reply_free(rq_command(q, &err, "HSET %s state planning", key));
+	rq_reply_free(rq_command(q, &err, "HDEL %s messages", key));
+	assert_int_equal(mh_job_record_results(q, "j-planning", 0, 1, m, 2, &complete, &err), 0);
+	assert_false(complete);
+	/* planning ends: the planner finds it complete and finishes it */
+	assert_int_equal(mh_job_set_plan(q, "j-planning", 1, 2, 200, 1, &err), 0);
+	assert_int_equal(mh_job_planned(q, "j-planning", &err), 1);
+	{
+		enum mh_job_state final;
+		struct mh_counts n;
+
+		assert_int_equal(mh_job_finish(q, "j-planning", &final, &n, &err), 1);
+		assert_int_equal(final, MH_JOB_DONE);
+		assert_true(n.messages == 2 && n.copied == 2 && n.failed == 0);
+	}
+	rq_free(&q);
+}
+
+/* Finishing is one atomic step: the first caller finishes, the others find nothing to do. */
+static void test_finish_once_and_only_when_complete(void **state)
+{
+	struct mh_msg_result m[3];
+	struct rq *q = fresh_job(state, "j-finish", 3);
+	struct redisReply *r;
+	enum mh_job_state final = MH_JOB_RUNNING;
+	struct mh_counts n;
+	struct mh_err err;
+
+	assert_int_equal(mh_job_finish(q, "j-finish", &final, &n, &err), 0); /* nothing yet */
+	results(m, 3, 1, MH_MSG_COPIED, NULL);
+	m[2].status = MH_MSG_FAILED;
+	m[2].error = "MSG_TOO_BIG";
+	assert_int_equal(mh_job_record_results(q, "j-finish", 0, 1, m, 3, NULL, &err), 0);
+	assert_int_equal(mh_job_pause(q, "j-finish", &err), 1);
+	assert_int_equal(mh_job_finish(q, "j-finish", &final, &n, &err), 0); /* paused */
+	assert_int_equal(mh_job_resume(q, "j-finish", &err), 1);
+	assert_int_equal(mh_job_finish(q, "j-finish", &final, &n, &err), 1);
+	assert_int_equal(final, MH_JOB_PARTIAL);
+	assert_true(n.copied == 2 && n.failed == 1 && n.messages == 3);
+	assert_int_equal(mh_job_finish(q, "j-finish", &final, &n, &err), 0);
+	assert_int_equal(state_of(q, "j-finish"), MH_JOB_PARTIAL);
+	r = rq_command(q, &err, "SISMEMBER " MH_SET_ACTIVE " j-finish");
+	assert_non_null(r);
+	assert_int_equal(r->integer, 0);
+	rq_reply_free(r);
+	rq_free(&q);
+}
+
+/* queued -> planning happens once however many planners try; a queued job planned again
+ * after its planner died says so. */
+static void test_start_planning_is_atomic(void **state)
+{
+	struct rq *q = fresh_job(state, "j-plan", 1);
+	char key[MH_KEY_MAX];
+	struct redisReply *r;
+	struct mh_err err;
+
+	mh_key_job(key, sizeof(key), "j-plan", NULL);
+	rq_reply_free(rq_command(q, &err, "HSET %s state queued", key));
+	assert_int_equal(mh_job_start_planning(q, "j-plan", "c1/aa", &err), 1);
+	assert_int_equal(mh_job_start_planning(q, "j-plan", "c1/aa", &err), 0);
+	assert_int_equal(mh_job_start_planning(q, "j-plan", "c2/bb", &err), 0);
+	assert_int_equal(state_of(q, "j-plan"), MH_JOB_PLANNING);
+	r = rq_command(q, &err, "HMGET %s planner started", key);
+	assert_non_null(r);
+	assert_string_equal(r->element[0]->str, "c1/aa");
+	assert_int_equal(r->element[1]->type, REDIS_REPLY_STRING);
+	rq_reply_free(r);
+	/* paused while queued: not planned until resumed */
+	rq_reply_free(rq_command(q, &err, "HSET %s state queued", key));
+	assert_int_equal(mh_job_pause(q, "j-plan", &err), 1);
+	assert_int_equal(mh_job_start_planning(q, "j-plan", "c1/aa", &err), 0);
+	assert_int_equal(mh_job_resume(q, "j-plan", &err), 1);
+	assert_int_equal(mh_job_start_planning(q, "j-plan", "c1/aa", &err), 1);
+	rq_free(&q);
+}
+
+/* The sweep lists complete running jobs and queues again what a dead coordinator left
+ * planning, but never what a live one (or the caller) is planning. */
+static void test_sweep_finds_complete_and_orphaned_jobs(void **state)
+{
+	struct mh_msg_result m[2];
+	struct rq *q = fresh_job(state, "j-sw-done", 2);
+	const char *planning[] = {"j-sw-dead", "j-sw-live", "j-sw-mine"};
+	const char *owners[] = {"c-dead/01", "c-live/02", "c-me/03"};
+	char key[MH_KEY_MAX], **ids;
+	size_t n, requeued;
+	struct redisReply *r;
+	struct mh_err err;
+
+	results(m, 2, 1, MH_MSG_COPIED, NULL);
+	assert_int_equal(mh_job_record_results(q, "j-sw-done", 0, 1, m, 2, NULL, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		mh_key_job(key, sizeof(key), planning[i], NULL);
+		rq_reply_free(rq_command(q, &err, "HSET %s state queued", key));
+		rq_reply_free(rq_command(q, &err, "SADD " MH_SET_ACTIVE " %s", planning[i]));
+		assert_int_equal(mh_job_start_planning(q, planning[i], owners[i], &err), 1);
+	}
+	assert_int_equal(mh_coordinator_alive(q, "c-live/02", 10000, &err), 0);
+	assert_int_equal(mh_job_sweep(q, "c-me/03", &ids, &n, &requeued, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "j-sw-done");
+	assert_int_equal(requeued, 1);
+	mh_job_list_free(ids, n);
+	assert_int_equal(state_of(q, "j-sw-dead"), MH_JOB_QUEUED);
+	assert_int_equal(state_of(q, "j-sw-live"), MH_JOB_PLANNING);
+	assert_int_equal(state_of(q, "j-sw-mine"), MH_JOB_PLANNING);
+	r = rq_command(q, &err, "XRANGE " MH_STREAM_JOBS " - +");
+	assert_non_null(r);
+	assert_int_equal(r->elements, 1);
+	assert_string_equal(r->element[0]->element[1]->element[1]->str, "j-sw-dead");
+	rq_reply_free(r);
+	/* planned again, knowing it */
+	assert_int_equal(mh_job_start_planning(q, "j-sw-dead", "c-me/03", &err), 2);
+	/* a coordinator that says it is gone is gone */
+	assert_int_equal(mh_coordinator_gone(q, "c-live/02", &err), 0);
+	assert_int_equal(mh_job_sweep(q, "c-me/03", &ids, &n, &requeued, &err), 0);
+	assert_int_equal(requeued, 1);
+	mh_job_list_free(ids, n);
+	assert_int_equal(state_of(q, "j-sw-live"), MH_JOB_QUEUED);
+	rq_free(&q);
+}
+
+/* A plan cut short by Redis trouble goes back to queued, and is submitted again by the
+ * sweep once its delay is over; only its own planner can do that. */
+static void test_plan_later_waits_for_the_sweep(void **state)
+{
+	struct rq *q = fresh_job(state, "j-later", 1);
+	char key[MH_KEY_MAX], **ids;
+	size_t n, requeued;
+	struct mh_err err;
+
+	mh_key_job(key, sizeof(key), "j-later", NULL);
+	rq_reply_free(rq_command(q, &err, "HSET %s state queued", key));
+	assert_int_equal(mh_job_start_planning(q, "j-later", "c-a/01", &err), 1);
+	assert_int_equal(mh_job_plan_later(q, "j-later", "c-b/02", 0, &err), 0); /* not its plan */
+	assert_int_equal(mh_job_plan_later(q, "j-later", "c-a/01", 60000, &err), 1);
+	assert_int_equal(state_of(q, "j-later"), MH_JOB_QUEUED);
+	assert_int_equal(mh_job_sweep(q, "c-a/01", &ids, &n, &requeued, &err), 0);
+	mh_job_list_free(ids, n);
+	assert_int_equal(requeued, 0); /* not yet */
+	rq_reply_free(rq_command(q, &err, "HSET %s replan_at 1", key));
+	assert_int_equal(mh_job_sweep(q, "c-a/01", &ids, &n, &requeued, &err), 0);
+	mh_job_list_free(ids, n);
+	assert_int_equal(requeued, 1);
+	assert_int_equal(mh_job_sweep(q, "c-a/01", &ids, &n, &requeued, &err), 0);
+	mh_job_list_free(ids, n);
+	assert_int_equal(requeued, 0); /* submitted once */
+	assert_int_equal(mh_job_start_planning(q, "j-later", "c-a/01", &err), 2);
+	rq_free(&q);
+}
+
 static void test_batch_size_adapts_within_bounds(void **state)
 {
 	struct rq *q = fresh_job(state, "j-adapt", 1);
@@ -294,6 +470,11 @@ int main(void)
 		cmocka_unit_test(test_pause_parks_and_resume_releases),
 		cmocka_unit_test(test_retry_waits_until_due),
 		cmocka_unit_test(test_batch_size_adapts_within_bounds),
+		cmocka_unit_test(test_record_reports_completion),
+		cmocka_unit_test(test_finish_once_and_only_when_complete),
+		cmocka_unit_test(test_start_planning_is_atomic),
+		cmocka_unit_test(test_sweep_finds_complete_and_orphaned_jobs),
+		cmocka_unit_test(test_plan_later_waits_for_the_sweep),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
