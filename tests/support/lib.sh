@@ -32,7 +32,13 @@
 #         exports REDIS_URL REDIS_SOCKET REDIS_PID [REDIS_PORT REDIS_TCP_URL],
 #         and, when NAME is given, NAME_REDIS_URL etc. as well.
 #   mh_stop_redis [NAME]
+#   mh_kill_redis [NAME]      SIGKILL it (a crash); restart with mh_restart_redis
+#   mh_restart_redis [NAME] [--kill]
+#         (stops, or with --kill SIGKILLs, then) starts again the server of
+#         mh_start_redis: same socket, port and URLs; its data survive when it
+#         was started with --aof. Updates REDIS_PID (and NAME_REDIS_PID).
 #   mh_register_pid PID       kill PID (TERM, then KILL after 5 s) on exit
+#   mh_unregister_pid PID     forget PID (it was stopped and reaped already)
 #   mh_mailbox ARGS...        python3 tests/support/mailbox.py ARGS...
 #   mh_assert_eq A B "what"   fail unless A = B
 
@@ -74,6 +80,13 @@ mh_require_build_bin() {
 mh_tmpdir() { mktemp -d "$MH_TMP/t.XXXXXX"; }
 
 mh_register_pid() { echo "pid $1" >>"$MH_TMP/.cleanup"; }
+
+mh_unregister_pid() {
+    local tmp
+    tmp=$(mktemp "$MH_TMP/.cleanup.XXXXXX")
+    grep -vx "pid $1" "$MH_TMP/.cleanup" >"$tmp" || true
+    mv "$tmp" "$MH_TMP/.cleanup"
+}
 
 mh_mailbox() { python3 "$MH_SUPPORT_DIR/mailbox.py" "$@"; }
 
@@ -120,6 +133,20 @@ mh_start_redis() {
 }
 
 mh_stop_redis() { "$MH_SUPPORT_DIR/redis-ctl" stop "$MH_TMP/${1:-redis}"; }
+
+mh_kill_redis() { "$MH_SUPPORT_DIR/redis-ctl" kill "$MH_TMP/${1:-redis}"; }
+
+mh_restart_redis() {
+    local name=redis explicit=0
+    if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then
+        name=$1; explicit=1; shift
+    fi
+    local dir=$MH_TMP/$name
+    "$MH_SUPPORT_DIR/redis-ctl" restart "$dir" "$@" || mh_fail "could not restart redis '$name'"
+    _mh_import_env "$dir/env" ""
+    [ $explicit = 1 ] && _mh_import_env "$dir/env" "${name}_"
+    return 0
+}
 
 _mh_pid_alive() {
     kill -0 "$1" 2>/dev/null || return 1

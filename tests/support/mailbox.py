@@ -5,7 +5,9 @@ Independent from mailhaul's C code: only the Python standard library.
 
 Sub-commands (run with -h for details):
   fill --generated      deterministic generated mailbox (folders, flags,
-                        keywords, dates, duplicates, attachments)
+                        keywords, dates, duplicates, attachments); --dups N
+                        and --large N [--large-kb MIN-MAX] add more duplicate
+                        groups and 200-500 KB messages
   fill --corpus DIR     append every *.eml of DIR, bytes as is
   snapshot              per folder: attrs + per message sha256/size/flags/date
   compare A.json B.json multiset comparison per folder, exit 1 on difference
@@ -453,8 +455,12 @@ def gen_message(rng, idx, epoch, tz, message_id=True, attachment_bytes=0,
     return ("\r\n".join(headers) + "\r\n\r\n" + body).encode("utf-8")
 
 
-def fill_generated(imap, count, seed, big_mb):
-    """Create the generated folder tree and append COUNT (+extras) messages."""
+def fill_generated(imap, count, seed, big_mb, dups=0, large=0, large_kb=(200, 500)):
+    """Create the generated folder tree and append COUNT (+extras) messages.
+
+    DUPS extra duplicate groups and LARGE messages of LARGE_KB (min, max) KB each
+    come last, from their own random streams: with dups=0 and large=0 the
+    mailbox is exactly what it was before these options existed."""
     rng = random.Random(seed)
     report = {}
     for name, special, _ in GENERATED_FOLDERS:
@@ -511,6 +517,49 @@ def fill_generated(imap, count, seed, big_mb):
         put(folder, gen_message(rng, k, epoch, tz, attachment_bytes=size), ["\\Seen"], epoch, tz)
         remaining -= size
         k += 1
+
+    # Extra duplicate groups (--dups), cycling through four kinds.
+    drng = random.Random("dups-%d" % seed)
+    dup_folders = ["INBOX", "Work", "Work/Projects", "Archive/2004", "Reçus", "Sent", "日本語"]
+    for g in range(dups):
+        kind = g % 4
+        k = 30000 + g * 10
+        folder = drng.choice(dup_folders)
+        epoch, tz = gen_date(drng)
+        flags = gen_flags(drng)
+        if "\\Deleted" in flags:
+            flags.remove("\\Deleted")
+        if kind == 0:      # byte-identical triplet with a Message-ID
+            msg = gen_message(drng, k, epoch, tz)
+            for _ in range(3):
+                put(folder, msg, flags, epoch, tz)
+        elif kind == 1:    # byte-identical twin without a Message-ID
+            msg = gen_message(drng, k, epoch, tz, message_id=False)
+            for _ in range(2):
+                put(folder, msg, flags, epoch, tz)
+        elif kind == 2:    # one Message-ID, different bytes, in two folders
+            shared = "dup-%d-%d@mailhaul.test" % (seed, g)
+            other = drng.choice([f for f in dup_folders if f != folder])
+            put(folder, gen_message(drng, k, epoch, tz, msgid_override=shared), flags, epoch, tz)
+            epoch2, tz2 = gen_date(drng)
+            put(other, gen_message(drng, k + 1, epoch2, tz2, msgid_override=shared), [], epoch2, tz2)
+        else:              # byte-identical twin, different flags
+            msg = gen_message(drng, k, epoch, tz)
+            put(folder, msg, ["\\Seen"], epoch, tz)
+            put(folder, msg, ["\\Flagged"], epoch, tz)
+
+    # Large messages (--large): LARGE_KB[0]..LARGE_KB[1] KB each, every third one
+    # without a Message-ID.
+    lrng = random.Random("large-%d" % seed)
+    for n in range(large):
+        want = lrng.randint(int(large_kb[0] * 1024), int(large_kb[1] * 1024))
+        epoch, tz = gen_date(lrng)
+        folder = lrng.choice(["INBOX", "Work/Projects", "Sent", "Archive"])
+        # base64 grows the attachment by 4/3 (plus CRLFs every 76 characters)
+        raw = max(1, int(want * 57 / 78) - 1500)
+        msg = gen_message(lrng, 40000 + n, epoch, tz, message_id=(n % 3 != 2),
+                          attachment_bytes=raw)
+        put(folder, msg, ["\\Seen"], epoch, tz)
     return report
 
 
@@ -728,7 +777,8 @@ def cmd_fill(args):
             if args.json:
                 write_json(args.json, {"appended": appended, "refused": refused})
         else:
-            report = fill_generated(imap, args.count, args.seed, args.big_mb)
+            report = fill_generated(imap, args.count, args.seed, args.big_mb,
+                                    args.dups, args.large, args.large_kb)
             for folder in sorted(report):
                 print("%-30s %d" % (folder, report[folder]))
             print("appended %d messages (separator %r, prefix %r)" % (
@@ -859,6 +909,19 @@ def cmd_list(args):
     return 0
 
 
+def kb_range(text):
+    """'200-500' -> (200.0, 500.0); '300' -> (300.0, 300.0)."""
+    lo, _, hi = text.partition("-")
+    try:
+        lo = float(lo)
+        hi = float(hi) if hi else lo
+    except ValueError:
+        raise argparse.ArgumentTypeError("want MIN-MAX in KB, got %r" % text)
+    if lo <= 0 or hi < lo:
+        raise argparse.ArgumentTypeError("want 0 < MIN <= MAX, got %r" % text)
+    return lo, hi
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -873,6 +936,13 @@ def main(argv=None):
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--big-mb", type=float, default=0,
                    help="total MB of 1-3 MB attachments to add")
+    f.add_argument("--dups", type=int, default=0,
+                   help="extra duplicate groups: identical triplets, twins without "
+                        "Message-ID, one Message-ID in two folders, twins with other flags")
+    f.add_argument("--large", type=int, default=0,
+                   help="extra large messages (size from --large-kb)")
+    f.add_argument("--large-kb", type=kb_range, default=(200, 500), metavar="MIN-MAX",
+                   help="size range of --large messages in KB (default 200-500)")
     f.add_argument("--folder", default="INBOX", help="target folder for --corpus")
     f.add_argument("--json", help="write what was appended as JSON")
     f.set_defaults(func=cmd_fill)
