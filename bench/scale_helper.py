@@ -12,8 +12,9 @@
       Writes every user's messages straight into ~/Maildir (Maildir++: INBOX,
       .Sent, .Archive), owned by the mail uid/gid from the users file, in cur/
       with system flags in the file name (:2,FRS...), S=<size> and the file's
-      mtime as INTERNALDATE. Each user holds 20..200 small messages (1-6 KB),
-      deterministic from SEED. Prints JSON {users, messages, bytes, per_user}.
+      mtime as INTERNALDATE. Each user holds 20..200 small messages (1-6 KB;
+      $MH_SCALE_SIZES="MIN-MAX" in bytes sets another range), deterministic from
+      SEED. Prints JSON {users, messages, bytes, per_user}.
 
   scale_helper.py warm --port P --ca CA --prefix PREFIX --n N --password PW --expect JSON
       Logs in to every user over TLS (4 threads), LIST + STATUS (MESSAGES)
@@ -101,6 +102,9 @@ def cmd_users(a):
     os.rename(tmp, path)
 
 
+SIZES = tuple(int(x) for x in os.environ.get("MH_SCALE_SIZES", "1000-6000").split("-", 1))
+
+
 def user_plan(seed, i):
     """(folder, size-ish, flags, mtime) for every message of user i."""
     r = random.Random(seed * 1000003 + i)
@@ -121,7 +125,7 @@ def user_plan(seed, i):
         if r.random() < 0.05:
             flags += "F"
         flags = "".join(sorted(flags))
-        out.append((name, sub, r.randint(1000, 6000), flags, r.randint(1104537600, 1735689600), r.random()))
+        out.append((name, sub, r.randint(*SIZES), flags, r.randint(1104537600, 1735689600), r.random()))
     return out
 
 
