@@ -121,6 +121,8 @@ struct embedded *embedded_start(unsigned workers, const struct mh_seal_key *key,
 	e->wopts.seal_key = &e->key;
 	e->wopts.concurrency = workers;
 	e->wopts.name = "embedded";
+	e->wopts.planners = 1; /* one job: one planner, in the worker as in a cluster */
+	planner_opts_default(&e->wopts.planner);
 	if (pthread_create(&e->coordinator, NULL, coordinator_thread, e) != 0 ||
 	    pthread_create(&e->worker, NULL, worker_thread, e) != 0)
 		abort();

@@ -137,7 +137,12 @@ static int set_batch_mb(struct mh_daemon_config *c, const char *v, const char **
 
 static int set_planners(struct mh_daemon_config *c, const char *v, const char **w)
 {
-	return set_count(&c->planners, v, 64, "a number from 1 to 64", w);
+	*w = "a number from 0 to 64";
+	if (strcmp(v, "0") == 0) {
+		c->planners = 0; /* plan elsewhere */
+		return 0;
+	}
+	return parse_count(v, 64, &c->planners);
 }
 
 /* Both in ms, where 0 would mean "the default" to the worker: so more than 0. */
@@ -159,32 +164,33 @@ struct setting {
 	const char *key;  /* the flag without "--", and the config file key */
 	const char *env;
 	const char *def;  /* NULL: unset */
+	const char *def_worker; /* the worker's default, when it differs from def */
 	enum setting_scope scope;
 	setting_set_fn *set;
 	const char *arg, *help; /* for --help */
 };
 
 static const struct setting settings[] = {
-	{"redis", "MAILHAUL_REDIS", "redis://127.0.0.1:6379", FOR_BOTH, set_redis, "URL",
+	{"redis", "MAILHAUL_REDIS", "redis://127.0.0.1:6379", NULL, FOR_BOTH, set_redis, "URL",
 	 "Redis (redis://host:port[/db] or unix:///path)"},
-	{"seal-key-file", "MAILHAUL_SEAL_KEY_FILE", NULL, FOR_BOTH, set_seal, "F",
+	{"seal-key-file", "MAILHAUL_SEAL_KEY_FILE", NULL, NULL, FOR_BOTH, set_seal, "F",
 	 "credential seal key shared by the cluster"},
-	{"concurrency", "MAILHAUL_CONCURRENCY", "2", FOR_WORKER, set_concurrency, "N",
+	{"concurrency", "MAILHAUL_CONCURRENCY", "2", NULL, FOR_WORKER, set_concurrency, "N",
 	 "batches copied at once (threads; default 2)"},
-	{"name", "MAILHAUL_NAME", NULL, FOR_BOTH, set_name, "NAME", "consumer name in Redis (default host-pid)"},
-	{"log-format", "MAILHAUL_LOG_FORMAT", "json", FOR_BOTH, set_format, "F", "json (default) or text"},
-	{"log-level", "MAILHAUL_LOG_LEVEL", "info", FOR_BOTH, set_level, "L", "debug, info (default), warn, error"},
-	{"trace", "MAILHAUL_TRACE_FILE", NULL, FOR_BOTH, set_trace, "FILE",
+	{"name", "MAILHAUL_NAME", NULL, NULL, FOR_BOTH, set_name, "NAME", "consumer name in Redis (default host-pid)"},
+	{"log-format", "MAILHAUL_LOG_FORMAT", "json", NULL, FOR_BOTH, set_format, "F", "json (default) or text"},
+	{"log-level", "MAILHAUL_LOG_LEVEL", "info", NULL, FOR_BOTH, set_level, "L", "debug, info (default), warn, error"},
+	{"trace", "MAILHAUL_TRACE_FILE", NULL, NULL, FOR_BOTH, set_trace, "FILE",
 	 "append IMAP transcripts (passwords redacted)"},
-	{"batch-messages", "MAILHAUL_BATCH_MESSAGES", NULL, FOR_COORDINATOR, set_batch_messages, "N",
-	 "messages per batch at most (default 500)"},
-	{"batch-mb", "MAILHAUL_BATCH_MB", NULL, FOR_COORDINATOR, set_batch_mb, "N",
-	 "megabytes per batch at most (default 32)"},
-	{"planners", "MAILHAUL_PLANNERS", "4", FOR_COORDINATOR, set_planners, "N",
-	 "jobs planned at once (default 4)"},
-	{"claim-idle", "MAILHAUL_CLAIM_IDLE", "60", FOR_WORKER, set_claim_idle, "SECONDS",
+	{"batch-messages", "MAILHAUL_BATCH_MESSAGES", NULL, NULL, FOR_BOTH, set_batch_messages, "N",
+	 "messages per batch at most, for the jobs planned here (default 500)"},
+	{"batch-mb", "MAILHAUL_BATCH_MB", NULL, NULL, FOR_BOTH, set_batch_mb, "N",
+	 "megabytes per batch at most, for the jobs planned here (default 32)"},
+	{"planners", "MAILHAUL_PLANNERS", "0", "1", FOR_BOTH, set_planners, "N",
+	 "jobs planned at once in this process (default: 1 in a worker, 0 in the coordinator)"},
+	{"claim-idle", "MAILHAUL_CLAIM_IDLE", "60", NULL, FOR_WORKER, set_claim_idle, "SECONDS",
 	 "claim a silent worker's batch after this long idle (default 60)"},
-	{"shutdown-grace", "MAILHAUL_SHUTDOWN_GRACE", "30", FOR_WORKER, set_shutdown_grace, "SECONDS",
+	{"shutdown-grace", "MAILHAUL_SHUTDOWN_GRACE", "30", NULL, FOR_WORKER, set_shutdown_grace, "SECONDS",
 	 "after SIGTERM, time to finish the batches in hand (default 30)"},
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -192,6 +198,11 @@ static const struct setting settings[] = {
 static bool applies(const struct setting *s, enum mh_daemon daemon)
 {
 	return s->scope == FOR_BOTH || (s->scope == FOR_WORKER) == (daemon == MH_DAEMON_WORKER);
+}
+
+static const char *default_of(const struct setting *s, enum mh_daemon daemon)
+{
+	return daemon == MH_DAEMON_WORKER && s->def_worker != NULL ? s->def_worker : s->def;
 }
 
 static const struct setting *setting_find(const char *key)
@@ -390,7 +401,7 @@ static int settings_resolve(enum mh_daemon daemon, const char **flag_val, const 
 		} else if (fv[i].value != NULL) {
 			if (s->set(c, fv[i].value, &want) < 0) /* checked as it was read */
 				return mh_err_set(err, MH_E_USAGE, "%s:%u: %s must be %s", path, fv[i].line, s->key, want);
-		} else if (s->def != NULL && s->set(c, s->def, &want) < 0) {
+		} else if (default_of(s, daemon) != NULL && s->set(c, default_of(s, daemon), &want) < 0) {
 			return mh_err_set(err, MH_E_INTERNAL, "the default of %s is not %s", s->key, want);
 		}
 	}

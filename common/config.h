@@ -10,9 +10,9 @@
  *   --log-format F            MAILHAUL_LOG_FORMAT      json (text for humans)
  *   --log-level L             MAILHAUL_LOG_LEVEL       info
  *   --trace FILE              MAILHAUL_TRACE_FILE      (off)
- *   --batch-messages N        MAILHAUL_BATCH_MESSAGES  500 (coordinator only)
- *   --batch-mb N              MAILHAUL_BATCH_MB        32 (coordinator only)
- *   --planners N              MAILHAUL_PLANNERS        4 (coordinator only)
+ *   --batch-messages N        MAILHAUL_BATCH_MESSAGES  500 (for the jobs planned here)
+ *   --batch-mb N              MAILHAUL_BATCH_MB        32 (for the jobs planned here)
+ *   --planners N              MAILHAUL_PLANNERS        worker 1, coordinator 0
  *   --claim-idle SECONDS      MAILHAUL_CLAIM_IDLE      60 (worker only)
  *   --shutdown-grace SECONDS  MAILHAUL_SHUTDOWN_GRACE  30 (worker only)
  *   --config FILE             MAILHAUL_CONFIG          (none; see below)
@@ -53,10 +53,10 @@ struct mh_daemon_config {
 	unsigned concurrency;
 	unsigned claim_idle_ms;
 	unsigned shutdown_grace_ms;
-	/* coordinator */
+	/* planning (either daemon) */
 	unsigned batch_messages; /* 0: the planner's default */
 	unsigned batch_mb;       /* 0: the planner's default */
-	unsigned planners;
+	unsigned planners;       /* planner threads; 0: this process plans nothing */
 	bool help;
 };
 

@@ -450,24 +450,24 @@ int mh_job_plan_later(struct rq *q, const char *job_id, const char *owner, unsig
 	return rc;
 }
 
-void mh_key_coordinator(char *buf, size_t len, const char *owner)
+void mh_key_planner(char *buf, size_t len, const char *owner)
 {
-	snprintf(buf, len, "mh:coordinator:%s", owner);
+	snprintf(buf, len, "mh:planner:%s", owner);
 }
 
-int mh_coordinator_alive(struct rq *q, const char *owner, unsigned ttl_ms, struct mh_err *err)
+int mh_planner_alive(struct rq *q, const char *owner, unsigned ttl_ms, struct mh_err *err)
 {
 	char key[MH_KEY_MAX];
 
-	mh_key_coordinator(key, sizeof(key), owner);
+	mh_key_planner(key, sizeof(key), owner);
 	return simple(q, err, rq_command(q, err, "SET %s %" PRIu64 " PX %u", key, mh_now_ms(), ttl_ms));
 }
 
-int mh_coordinator_gone(struct rq *q, const char *owner, struct mh_err *err)
+int mh_planner_gone(struct rq *q, const char *owner, struct mh_err *err)
 {
 	char key[MH_KEY_MAX];
 
-	mh_key_coordinator(key, sizeof(key), owner);
+	mh_key_planner(key, sizeof(key), owner);
 	return simple(q, err, rq_command(q, err, "DEL %s", key));
 }
 
@@ -529,7 +529,7 @@ int mh_job_sweep(struct rq *q, const char *owner, char ***complete_r, size_t *co
 		"  if complete(k) then\n"
 		"    done[#done + 1] = id\n"
 		"  elseif v[1] == 'planning' and v[2] ~= ARGV[1] and\n"
-		"         (not v[2] or redis.call('EXISTS', 'mh:coordinator:' .. v[2]) == 0) then\n"
+		"         (not v[2] or redis.call('EXISTS', 'mh:planner:' .. v[2]) == 0) then\n"
 		"    redis.call('HSET', k, 'state', 'queued', 'replan', '1')\n"
 		"    redis.call('HDEL', k, 'planner')\n"
 		"    redis.call('XADD', 'mh:jobs', '*', 'job', id)\n"

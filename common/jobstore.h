@@ -16,8 +16,8 @@
  *   mh:index                 sorted set of job ids by creation time
  *   mh:active                set of jobs not yet in a final state (swept by the coordinator)
  *   mh:retry                 sorted set: batches waiting for their retry time (score: due ms)
- *   mh:coordinator:<owner>   string with a TTL: a coordinator process is alive; the jobs it
- *                            plans name it in their "planner" field
+ *   mh:planner:<owner>       string with a TTL: a planner pool (in a coordinator or a worker)
+ *                            is alive; the jobs it plans name it in their "planner" field
  * Every stream has one consumer group, and its readers delete what they acknowledge
  * (rq_xack_del): a stream holds only entries not yet handled.
  */
@@ -39,6 +39,7 @@ struct mh_counts;
 #define MH_STREAM_RESULTS "mh:results"
 #define MH_GROUP_WORKERS "workers"
 #define MH_GROUP_COORDINATORS "coordinators"
+#define MH_GROUP_PLANNERS "planners" /* mh:jobs: planner pools of coordinators and workers */
 #define MH_ZSET_RETRY "mh:retry"
 #define MH_SET_ACTIVE "mh:active"
 
@@ -103,7 +104,7 @@ int mh_job_cancel(struct rq *q, const char *job_id, struct mh_err *err);
  * resumes to. */
 int mh_job_planned(struct rq *q, const char *job_id, struct mh_err *err);
 /* queued -> planning, atomically, so that one planner alone plans a job: records owner
- * (the coordinator's id, see mh_coordinator_alive) as its planner and the start time.
+ * (the planner pool's id, see mh_planner_alive) as its planner and the start time.
  * 1: planning is ours; 2: ours, and an earlier plan of the job was interrupted (its
  * planner died: mh_job_sweep queued it again); 0: not queued (already planned, being
  * planned, paused, cancelled); -1 on error. */
@@ -123,17 +124,17 @@ int mh_job_finish(struct rq *q, const char *job_id, enum mh_job_state *final_r, 
 /* One pass over mh:active (one script, one round trip): lists the running jobs that are
  * complete but not finished (their last result came while they were paused, or their
  * coordinator died before finishing them), and submits again (on mh:jobs) the jobs left
- * "planning" by a coordinator that is no longer alive (unless owner planned them) and
+ * "planning" by a planner pool that is no longer alive (unless owner planned them) and
  * those whose mh_job_plan_later delay is over; *requeued_r counts both.
  * *complete_r as for mh_job_list (free with mh_job_list_free). 0 or -1. */
 int mh_job_sweep(struct rq *q, const char *owner, char ***complete_r, size_t *count_r, size_t *requeued_r,
 		 struct mh_err *err);
 
-/* Coordinator liveness: mh:coordinator:<owner> exists for ttl_ms after each call. */
-void mh_key_coordinator(char *buf, size_t len, const char *owner);
-int mh_coordinator_alive(struct rq *q, const char *owner, unsigned ttl_ms, struct mh_err *err);
-/* A coordinator that stops cleanly says so, and nobody waits for its key to expire. */
-int mh_coordinator_gone(struct rq *q, const char *owner, struct mh_err *err);
+/* Planner pool liveness: mh:planner:<owner> exists for ttl_ms after each call. */
+void mh_key_planner(char *buf, size_t len, const char *owner);
+int mh_planner_alive(struct rq *q, const char *owner, unsigned ttl_ms, struct mh_err *err);
+/* A pool that stops cleanly says so, and nobody waits for its key to expire. */
+int mh_planner_gone(struct rq *q, const char *owner, struct mh_err *err);
 /* A finished job (partial, done, failed) becomes running again (for a requeue). */
 int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err);
 /* Takes failed messages out of the counts and the failure ledger, so their next result

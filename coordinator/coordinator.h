@@ -1,5 +1,5 @@
-/* coordinator.h - takes jobs from mh:jobs, plans them, aggregates results from mh:results
- * and finishes jobs. Everything it knows lives in Redis, so a restarted coordinator
+/* coordinator.h - aggregates results from mh:results, schedules retries, finishes jobs
+ * and, with planners, plans jobs from mh:jobs. Everything it knows lives in Redis, so a restarted coordinator
  * resumes where the last one stopped. */
 #ifndef MH_COORDINATOR_H
 #define MH_COORDINATOR_H
@@ -15,7 +15,7 @@ struct coordinator_opts {
 	const struct mh_seal_key *seal_key;
 	const char *name; /* consumer name; default "coordinator" */
 	struct planner_opts planner;
-	unsigned planners; /* jobs planned at once (default 4) */
+	unsigned planners; /* jobs planned at once here (planpool.h); 0: none, the workers plan */
 	/* Transient failures (connection lost, timeout, [UNAVAILABLE], throttling) go back as
 	 * smaller batches after retry_base_ms * 2^attempt (at most retry_max_ms, +-20% jitter),
 	 * up to retry_attempts deliveries in all; then they count as failed. */

@@ -21,11 +21,7 @@ int main(int argc, char **argv)
 	o.seal_key = &key;
 	o.name = cfg.name;
 	o.planners = cfg.planners;
-	planner_opts_default(&o.planner);
-	if (cfg.batch_messages > 0)
-		o.planner.batch_max_msgs = cfg.batch_messages;
-	if (cfg.batch_mb > 0)
-		o.planner.batch_max_bytes = (uint64_t)cfg.batch_mb * 1024 * 1024;
+	planner_opts_from_settings(&o.planner, cfg.batch_messages, cfg.batch_mb);
 	rc = 0;
 	if (coordinator_run(&o, &stop_requested, &err) < 0) {
 		mh_error("coordinator", "%s: %s", mh_err_text(err.code), err.detail);

@@ -737,6 +737,15 @@ void planner_opts_default(struct planner_opts *o)
 	o->command_timeout_ms = 0;
 }
 
+void planner_opts_from_settings(struct planner_opts *o, unsigned batch_messages, unsigned batch_mb)
+{
+	planner_opts_default(o);
+	if (batch_messages > 0)
+		o->batch_max_msgs = batch_messages;
+	if (batch_mb > 0)
+		o->batch_max_bytes = (uint64_t)batch_mb * 1024 * 1024;
+}
+
 int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct planner_opts *o,
 	     const char *job_id, bool replan, struct mh_err *err)
 {

@@ -31,6 +31,8 @@ struct planner_opts {
 	unsigned command_timeout_ms;
 };
 void planner_opts_default(struct planner_opts *o);
+/* The defaults, with the daemons' --batch-messages and --batch-mb where non-zero. */
+void planner_opts_from_settings(struct planner_opts *o, unsigned batch_messages, unsigned batch_mb);
 
 /* Plans job_id, which the caller has moved to "planning" (mh_job_start_planning); replan
  * when that said an earlier plan was interrupted (messages already handled or in flight

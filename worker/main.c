@@ -23,6 +23,8 @@ int main(int argc, char **argv)
 	o.name = cfg.name;
 	o.claim_idle_ms = cfg.claim_idle_ms;
 	o.shutdown_grace_ms = cfg.shutdown_grace_ms;
+	o.planners = cfg.planners;
+	planner_opts_from_settings(&o.planner, cfg.batch_messages, cfg.batch_mb);
 	rc = 0;
 	if (worker_run(&o, &stop_requested, &err) < 0) {
 		mh_error("worker", "%s: %s", mh_err_text(err.code), err.detail);

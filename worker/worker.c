@@ -12,6 +12,7 @@
 #include "copy.h"
 #include "imap_connect.h"
 #include "jobstore.h"
+#include "planpool.h"
 #include "log.h"
 #include "rq.h"
 #include "settle.h"
@@ -509,7 +510,8 @@ int worker_run(const struct worker_opts *o, const atomic_int *stop, struct mh_er
 {
 	struct worker_opts opts = *o;
 	struct worker_thread *threads;
-	char host[64] = "worker";
+	struct planpool *planners = NULL;
+	char host[64] = "worker", pool_name[96];
 
 	if (opts.concurrency == 0)
 		opts.concurrency = 2;
@@ -544,7 +546,26 @@ int worker_run(const struct worker_opts *o, const atomic_int *stop, struct mh_er
 		}
 		rq_free(&probe);
 	}
-	mh_info("worker", "%u threads consuming %s", opts.concurrency, MH_STREAM_BATCHES);
+	if (opts.planners > 0) {
+		struct planpool_opts po = {
+			.redis_url = opts.redis_url,
+			.seal_key = opts.seal_key,
+			.name = opts.name != NULL ? opts.name : pool_name,
+			.planner = opts.planner,
+			.threads = opts.planners,
+			.stop = stop,
+		};
+		snprintf(pool_name, sizeof(pool_name), "%s-%ld", host, (long)getpid());
+		planners = planpool_start(&po, err);
+		if (planners == NULL) {
+			for (unsigned i = 0; i < opts.concurrency; i++)
+				event_base_free(threads[i].base);
+			free(threads);
+			return -1;
+		}
+	}
+	mh_info("worker", "%u threads consuming %s, %u planning %s", opts.concurrency, MH_STREAM_BATCHES, opts.planners,
+		MH_STREAM_JOBS);
 	for (unsigned i = 0; i < opts.concurrency; i++)
 		if (pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]) != 0)
 			abort();
@@ -553,5 +574,8 @@ int worker_run(const struct worker_opts *o, const atomic_int *stop, struct mh_er
 		event_base_free(threads[i].base);
 	}
 	free(threads);
+	/* the planners stopped taking jobs with *stop; a plan still running after the grace
+	 * period is left to be planned again (planpool.h) */
+	planpool_stop(planners, opts.shutdown_grace_ms);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "err.h"
+#include "planner.h"
 #include "seal.h"
 
 struct worker_opts {
@@ -20,6 +21,8 @@ struct worker_opts {
 	unsigned claim_idle_ms;     /* take over batches idle this long (default 60000) */
 	unsigned command_timeout_ms;/* IMAP command timeout (default 120000) */
 	unsigned shutdown_grace_ms; /* after *stop, time to finish batches in hand (default 30000) */
+	unsigned planners;          /* jobs planned at once in this process (planpool.h); 0: none */
+	struct planner_opts planner;
 };
 
 /* Blocks until *stop becomes non-zero (checked at least once a second), then lets the

@@ -19,11 +19,13 @@ mh_start_redis
 "$mh" keygen "$MH_TMP/seal.key" >/dev/null
 export MAILHAUL_SEAL_KEY_FILE=$MH_TMP/seal.key MAILHAUL_REDIS=$REDIS_URL MAILHAUL_LOG_FORMAT=text
 export MAILHAUL_BATCH_MESSAGES=5
-"$MH_BUILD_DIR/mailhaul-coordinator" 2>>"$MH_TMP/coordinator.log" &
+# The coordinator plans here (the workers do not), so that jobs are planned while no worker
+# runs: the pause and cancel cases need batches waiting in the queue.
+"$MH_BUILD_DIR/mailhaul-coordinator" --planners 1 2>>"$MH_TMP/coordinator.log" &
 mh_register_pid $!
 
 start_worker() { # [CONCURRENCY]
-    "$MH_BUILD_DIR/mailhaul-worker" --concurrency "${1:-2}" 2>>"$MH_TMP/worker.log" &
+    "$MH_BUILD_DIR/mailhaul-worker" --planners 0 --concurrency "${1:-2}" 2>>"$MH_TMP/worker.log" &
     worker=$!
     mh_register_pid $worker
 }
@@ -43,6 +45,7 @@ wait_state() { # JOB STATE...
 }
 fill() { # USER COUNT
     mh_adduser src "$1" pw-src
+    sleep 1.1 # Dovecot's auth reads a changed users file at most once a second
     for i in $(seq "$2"); do
         mh_mailbox add-message --server "$MH_TMP/src" --user "$1" --password pw-src --seed "$i" --size-kb 100 >/dev/null
     done
@@ -84,6 +87,7 @@ failed=$(job_field "$job" 'd["messages"]["failed"]')
 [ "$(grep -c OVER_QUOTA "$MH_TMP/failures.csv")" = "$failed" ] || mh_fail "failures not explained: $(cat "$MH_TMP/failures.csv")"
 grep -q "raise the quota" "$MH_TMP/failures.csv" || mh_fail "no fix in the failure list"
 mh_adduser dst quota pw-dst 100      # raised
+sleep 1.1                            # Dovecot's auth reads a changed users file at most once a second
 "$mh" requeue "$job" 2>&1 | grep -q "requeued" && mh_fail "requeue without passwords should refuse (credentials were purged)"
 MAILHAUL_FROM_PASSWORD=pw-src MAILHAUL_TO_PASSWORD=pw-dst "$mh" requeue "$job" --error OVER_QUOTA |
     grep -q "$failed failed messages requeued" || mh_fail "requeue did not take the failures"

@@ -119,11 +119,11 @@ static void test_defaults(void **state)
 	assert_int_equal(c.concurrency, 2);
 	assert_int_equal(c.claim_idle_ms, 60000);
 	assert_int_equal(c.shutdown_grace_ms, 30000);
-	assert_int_equal(c.planners, 0); /* not the worker's */
+	assert_int_equal(c.planners, 1); /* workers plan */
 	mh_daemon_config_cleanup(&c);
 
 	assert_int_equal(parse(MH_DAEMON_COORDINATOR, ARGV("--seal-key-file", "/k"), &c, &err), 0);
-	assert_int_equal(c.planners, 4);
+	assert_int_equal(c.planners, 0); /* the coordinator does not, unless told */
 	assert_int_equal(c.batch_messages, 0);
 	assert_int_equal(c.batch_mb, 0);
 	assert_int_equal(c.concurrency, 0);
@@ -273,8 +273,8 @@ static void test_other_daemons_keys(void **state)
 	     "batch-mb = 16\n");
 	assert_int_equal(parse(MH_DAEMON_WORKER, ARGV("--config", path), &c, &err), 0);
 	assert_int_equal(c.concurrency, 8);
-	assert_int_equal(c.planners, 0);
-	assert_int_equal(c.batch_messages, 0);
+	assert_int_equal(c.planners, 6); /* planning settings are both daemons' */
+	assert_int_equal(c.batch_messages, 200);
 	mh_daemon_config_cleanup(&c);
 	assert_int_equal(parse(MH_DAEMON_COORDINATOR, ARGV("--config", path), &c, &err), 0);
 	assert_int_equal(c.planners, 6);
@@ -286,10 +286,15 @@ static void test_other_daemons_keys(void **state)
 
 	/* a shared environment: the other daemon's variables are none of our business */
 	setenv("MAILHAUL_CONCURRENCY", "many", 1);
-	setenv("MAILHAUL_PLANNERS", "lots", 1);
+	setenv("MAILHAUL_CLAIM_IDLE", "never", 1);
 	assert_int_equal(parse(MH_DAEMON_COORDINATOR, ARGV("--seal-key-file", "k", "--planners", "2"), &c, &err), 0);
 	mh_daemon_config_cleanup(&c);
+	unsetenv("MAILHAUL_CLAIM_IDLE");
 	assert_int_equal(parse(MH_DAEMON_WORKER, ARGV("--seal-key-file", "k", "--concurrency", "2"), &c, &err), 0);
+	mh_daemon_config_cleanup(&c);
+	/* a worker that only copies */
+	assert_int_equal(parse(MH_DAEMON_WORKER, ARGV("--seal-key-file", "k", "--concurrency", "1", "--planners", "0"), &c, &err), 0);
+	assert_int_equal(c.planners, 0);
 	mh_daemon_config_cleanup(&c);
 
 	/* but as flags they are mistakes */
@@ -299,10 +304,6 @@ static void test_other_daemons_keys(void **state)
 		     "--claim-idle is a worker option");
 	expect_error(MH_DAEMON_COORDINATOR, ARGV("--seal-key-file", "k", "--shutdown-grace", "2"), MH_E_USAGE,
 		     "--shutdown-grace is a worker option");
-	expect_error(MH_DAEMON_WORKER, ARGV("--seal-key-file", "k", "--planners", "2"), MH_E_USAGE,
-		     "--planners is a coordinator option");
-	expect_error(MH_DAEMON_WORKER, ARGV("--seal-key-file", "k", "--batch-mb", "2"), MH_E_USAGE,
-		     "--batch-mb is a coordinator option");
 }
 
 static void test_file_errors_name_the_line(void **state)
@@ -326,7 +327,8 @@ static void test_file_errors_name_the_line(void **state)
 	expect_file_error(MH_DAEMON_WORKER, "log-level = loud\n",
 			  "1: log-level must be debug, info, warn or error, not \"loud\"");
 	/* the other daemon's keys are checked too: the file is wrong for both */
-	expect_file_error(MH_DAEMON_WORKER, "planners = 0\n", "1: planners must be a number from 1 to 64, not \"0\"");
+	expect_file_error(MH_DAEMON_WORKER, "concurrency = 0\n", "1: concurrency must be a number from 1 to 256, not \"0\"");
+	expect_file_error(MH_DAEMON_WORKER, "planners = -1\n", "1: planners must be a number from 0 to 64, not \"-1\"");
 	expect_file_error(MH_DAEMON_COORDINATOR, "claim-idle = soon\n",
 			  "1: claim-idle must be seconds from 0.001 to 86400 (up to 3 decimals), not \"soon\"");
 }
@@ -380,7 +382,7 @@ static void test_bad_values_name_their_source(void **state)
 	expect_error(MH_DAEMON_WORKER, ARGV("--seal-key-file", "k", "--concurrency", "0"), MH_E_USAGE,
 		     "--concurrency must be a number from 1 to 256, not \"0\"");
 	expect_error(MH_DAEMON_COORDINATOR, ARGV("--seal-key-file", "k", "--planners", "65"), MH_E_USAGE,
-		     "--planners must be a number from 1 to 64, not \"65\"");
+		     "--planners must be a number from 0 to 64, not \"65\"");
 	expect_error(MH_DAEMON_WORKER, ARGV("--seal-key-file", "k", "--name", ""), MH_E_USAGE,
 		     "--name must be non-empty, not \"\"");
 	setenv("MAILHAUL_SHUTDOWN_GRACE", "forever", 1);
@@ -389,7 +391,7 @@ static void test_bad_values_name_their_source(void **state)
 	unsetenv("MAILHAUL_SHUTDOWN_GRACE");
 	setenv("MAILHAUL_PLANNERS", "x", 1);
 	expect_error(MH_DAEMON_COORDINATOR, ARGV("--seal-key-file", "k"), MH_E_USAGE,
-		     "MAILHAUL_PLANNERS must be a number from 1 to 64, not \"x\"");
+		     "MAILHAUL_PLANNERS must be a number from 0 to 64, not \"x\"");
 }
 
 static void test_seconds(void **state)
@@ -500,7 +502,7 @@ static void test_deploy_example(void **state)
 	assert_int_equal(c.shutdown_grace_ms, 30000);
 	mh_daemon_config_cleanup(&c);
 	assert_int_equal(parse(MH_DAEMON_COORDINATOR, ARGV("--config", path), &c, &err), 0);
-	assert_int_equal(c.planners, 4);
+	assert_int_equal(c.planners, 1);
 	assert_int_equal(c.batch_messages, 500);
 	assert_int_equal(c.batch_mb, 32);
 	mh_daemon_config_cleanup(&c);

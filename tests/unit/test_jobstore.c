@@ -376,7 +376,7 @@ static void test_sweep_finds_complete_and_orphaned_jobs(void **state)
 		rq_reply_free(rq_command(q, &err, "SADD " MH_SET_ACTIVE " %s", planning[i]));
 		assert_int_equal(mh_job_start_planning(q, planning[i], owners[i], &err), 1);
 	}
-	assert_int_equal(mh_coordinator_alive(q, "c-live/02", 10000, &err), 0);
+	assert_int_equal(mh_planner_alive(q, "c-live/02", 10000, &err), 0);
 	assert_int_equal(mh_job_sweep(q, "c-me/03", &ids, &n, &requeued, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(ids[0], "j-sw-done");
@@ -393,7 +393,7 @@ static void test_sweep_finds_complete_and_orphaned_jobs(void **state)
 	/* planned again, knowing it */
 	assert_int_equal(mh_job_start_planning(q, "j-sw-dead", "c-me/03", &err), 2);
 	/* a coordinator that says it is gone is gone */
-	assert_int_equal(mh_coordinator_gone(q, "c-live/02", &err), 0);
+	assert_int_equal(mh_planner_gone(q, "c-live/02", &err), 0);
 	assert_int_equal(mh_job_sweep(q, "c-me/03", &ids, &n, &requeued, &err), 0);
 	assert_int_equal(requeued, 1);
 	mh_job_list_free(ids, n);
