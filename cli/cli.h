@@ -17,7 +17,7 @@ enum {
 	MH_EXIT_OK = 0,      /* every message copied or skipped */
 	MH_EXIT_FAILED = 1,  /* some messages (or the job) failed */
 	MH_EXIT_USAGE = 2,   /* the command line is wrong */
-	MH_EXIT_CONNECT = 3, /* could not connect or log in */
+	MH_EXIT_CONNECT = 3, /* could not connect or log in, or the health check said it cannot work */
 };
 
 int cmd_migrate(int argc, char **argv);

@@ -105,7 +105,7 @@ static void status_line(const struct mh_job_summary *s)
 		snprintf(eta, sizeof(eta), "%lu:%02lu", (unsigned long)left / 60, (unsigned long)left % 60);
 	}
 	printf("%-20s %-9s %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %10s %10s %7.0f/s %6s  %s -> %s\n",
-	       s->job_id, mh_job_state_name(s->state), c->messages, c->copied, c->skipped, c->failed, moved, total,
+	       s->job_id, mh_job_summary_state(s), c->messages, c->copied, c->skipped, c->failed, moved, total,
 	       rate, eta, s->src, s->dst);
 }
 
@@ -160,6 +160,42 @@ static int cmd_status(int argc, char **argv)
 	if (a.json)
 		fputs("]\n", stdout);
 	mh_job_list_free(ids, n);
+	rq_free(&q);
+	return rc;
+}
+
+/* --- summary ------------------------------------------------------------------------------ */
+
+/* The end-of-run summary of any job (also of a cluster job nobody followed). */
+static int cmd_summary(int argc, char **argv)
+{
+	struct jobs_args a;
+	struct rq *q;
+	struct mh_err err;
+	int rc = MH_EXIT_OK;
+
+	if (parse_jobs_args("summary", argc, argv, &a) < 0)
+		return MH_EXIT_USAGE;
+	if (a.job_count == 0) {
+		fprintf(stderr, "usage: mailhaul summary JOB... [--json]\n");
+		return MH_EXIT_USAGE;
+	}
+	if ((q = connect_or_say("summary", a.redis_url)) == NULL)
+		return MH_EXIT_CONNECT;
+	for (int i = 0; i < a.job_count; i++) {
+		struct mh_job_summary s;
+
+		if (mh_job_load_summary(q, a.jobs[i], 1, &s, &err) < 0) {
+			fprintf(stderr, "mailhaul summary: %s\n", err.detail);
+			rc = MH_EXIT_FAILED;
+			continue;
+		}
+		if (a.json)
+			report_json(stdout, &s);
+		else
+			report_human(stdout, &s);
+		mh_job_summary_cleanup(&s);
+	}
 	rq_free(&q);
 	return rc;
 }
@@ -465,6 +501,8 @@ int cmd_jobs(const char *cmd, int argc, char **argv)
 {
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(argc, argv);
+	if (strcmp(cmd, "summary") == 0)
+		return cmd_summary(argc, argv);
 	if (strcmp(cmd, "failures") == 0)
 		return cmd_failures(argc, argv);
 	if (strcmp(cmd, "requeue") == 0)

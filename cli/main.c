@@ -19,6 +19,8 @@ static void usage(FILE *out)
 	      "  migrate --from URL --to URL   copy one mailbox, server to server (see: mailhaul migrate --help)\n"
 	      "  submit FILE.csv               one job per row of a bulk file (see: mailhaul submit --help)\n"
 	      "  status [JOB...] [--json]      jobs in the cluster: state, progress, rate, ETA\n"
+	      "  summary JOB... [--json]       a job's summary, as migrate prints it: totals, folders (source\n"
+	      "                                vs target), health check problems, failures by cause and fix\n"
 	      "  pause|resume|cancel JOB...    hold a job's batches back, release them, or stop the job\n"
 	      "  failures JOB [--csv]          the job's failed messages with the reason and the fix\n"
 	      "  requeue JOB [--folder NAME] [--batch ID] [--error CODE]\n"
@@ -61,7 +63,7 @@ int main(int argc, char **argv)
 		return cmd_migrate(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
-	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
+	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "summary") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
 	    strcmp(argv[1], "cancel") == 0 || strcmp(argv[1], "failures") == 0 || strcmp(argv[1], "requeue") == 0)
 		return cmd_jobs(argv[1], argc - 1, argv + 1);
 	if (strcmp(argv[1], "records") == 0 || strcmp(argv[1], "forget") == 0)

@@ -30,6 +30,7 @@ struct migrate_args {
 	unsigned workers;
 	bool json, quiet;
 	bool ledger_subjects;
+	bool skip_check;
 	const char *trace_file;
 };
 
@@ -58,6 +59,8 @@ static void usage(FILE *out)
 	      "  --json                    print the summary as one JSON object on stdout\n"
 	      "  --quiet                   no progress output\n"
 	      "  --trace FILE              append every IMAP command and reply (passwords redacted) to FILE\n"
+	      "  --skip-check              start copying without the health check (mailhaul check) that\n"
+	      "                            otherwise runs first and stops a job that cannot work\n"
 	      "  --ledger-subjects         list failed messages with their subject (default: a SHA-256\n"
 	      "                            fingerprint of it, for privacy)\n"
 	      "  --log-level L             debug, info, warn (default) or error\n"
@@ -71,7 +74,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_err *err)
 {
 	enum { O_FROM = 256, O_TO, O_FROM_PW, O_TO_PW, O_CA, O_INSECURE, O_PLAIN, O_REDIS, O_SEAL, O_WORKERS,
-	       O_JSON, O_QUIET, O_TRACE, O_LOG_LEVEL, O_LOG_FORMAT, O_SUBJECTS, O_HELP };
+	       O_JSON, O_QUIET, O_TRACE, O_LOG_LEVEL, O_LOG_FORMAT, O_SUBJECTS, O_SKIP_CHECK, O_HELP };
 	static const struct option opts[] = {
 		{"from", required_argument, NULL, O_FROM},
 		{"to", required_argument, NULL, O_TO},
@@ -87,6 +90,7 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		{"quiet", no_argument, NULL, O_QUIET},
 		{"trace", required_argument, NULL, O_TRACE},
 		{"ledger-subjects", no_argument, NULL, O_SUBJECTS},
+		{"skip-check", no_argument, NULL, O_SKIP_CHECK},
 		{"log-level", required_argument, NULL, O_LOG_LEVEL},
 		{"log-format", required_argument, NULL, O_LOG_FORMAT},
 		{"help", no_argument, NULL, O_HELP},
@@ -122,6 +126,7 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		case O_QUIET: a->quiet = true; break;
 		case O_TRACE: a->trace_file = optarg; break;
 		case O_SUBJECTS: a->ledger_subjects = true; break;
+		case O_SKIP_CHECK: a->skip_check = true; break;
 		case O_LOG_LEVEL:
 			if (mh_log_level_parse(optarg, &level) < 0)
 				return mh_err_set(err, MH_E_USAGE, "--log-level takes debug, info, warn or error");
@@ -155,6 +160,8 @@ static int exit_code_for(const struct mh_job_summary *s)
 	case MH_JOB_DONE:
 		return MH_EXIT_OK;
 	case MH_JOB_FAILED:
+		if (strcmp(s->check_verdict, "blocked") == 0)
+			return MH_EXIT_CONNECT; /* the health check said it cannot work, as `mailhaul check` does */
 		code = mh_err_from_name(s->error);
 		cls = mh_err_class_of(code);
 		/* "could not connect or log in", certificates and transport security included:
@@ -264,6 +271,8 @@ int cmd_migrate(int argc, char **argv)
 			       &err);
 	if (built == 0 && a.ledger_subjects)
 		spec.flags |= MH_JOB_LEDGER_SUBJECTS;
+	if (built == 0 && a.skip_check)
+		spec.flags |= MH_JOB_SKIP_CHECK;
 	if (built < 0 || mh_job_submit(q, &spec, &err) < 0) {
 		fprintf(stderr, "mailhaul migrate: %s\n", err.detail);
 		rc = err.code == MH_E_CONFIG_FILE ? MH_EXIT_USAGE : MH_EXIT_FAILED;

@@ -29,7 +29,7 @@ void progress_update(struct progress *p, const struct mh_job_summary *s)
 	mh_fmt_bytes(total, sizeof(total), c->bytes);
 	if (s->state == MH_JOB_QUEUED || s->state == MH_JOB_PLANNING) {
 		fprintf(stderr, "%s%s: looking at both mailboxes...%s", p->tty ? "\r\033[K" : "",
-			mh_job_state_name(s->state), p->tty ? "" : "\n");
+			mh_job_summary_state(s), p->tty ? "" : "\n");
 	} else {
 		double rate = secs > 0 ? (double)c->copied / secs : 0;
 		double byte_rate = secs > 0 ? (double)c->copied_bytes / secs : 0;
@@ -80,6 +80,28 @@ static int cmp_failure(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
+/* The health check that opened the job, when it found something: its problems, each with
+ * cause and fix, as `mailhaul check` prints them. */
+static void report_check_problems(FILE *out, const struct mh_job_summary *s)
+{
+	const char *problems;
+
+	if (s->check_text == NULL || strcmp(s->check_verdict, "ok") == 0)
+		return;
+	problems = strstr(s->check_text, "Problems:");
+	if (problems == NULL)
+		return;
+	fprintf(out, "\n  Health check (%s):\n", s->check_verdict);
+	for (const char *line = problems; *line != '\0';) {
+		const char *end = strchr(line, '\n');
+		int len = end != NULL ? (int)(end - line) : (int)strlen(line);
+
+		if (len > 0)
+			fprintf(out, "  %.*s\n", len, line);
+		line += len + (end != NULL);
+	}
+}
+
 void report_human(FILE *out, const struct mh_job_summary *s)
 {
 	const struct mh_counts *c = &s->counts;
@@ -87,8 +109,9 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 	char b1[32], b2[32], b3[32], dur[32];
 
 	mh_fmt_duration(dur, sizeof(dur), secs);
-	fprintf(out, "\nMigration %s: %s in %s\n", s->job_id, mh_job_state_name(s->state), dur);
+	fprintf(out, "\nMigration %s: %s in %s\n", s->job_id, mh_job_summary_state(s), dur);
 	fprintf(out, "  from      %s\n  to        %s\n", s->src, s->dst);
+	report_check_problems(out, s);
 	if (s->error[0] != '\0') {
 		enum mh_err_code code = mh_err_from_name(s->error);
 		fprintf(out, "\n  ERROR %s: %s.\n", s->error, mh_err_text(code));
@@ -139,6 +162,10 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 				fprintf(out, "    ... and %zu more\n", j - i - 20);
 			i = j;
 		}
+		fprintf(out,
+			"\n  To retry after the fix: mailhaul requeue %s [--error CODE] (a cluster job), or run the\n"
+			"  same migration again: what is already on the target is skipped, never copied twice.\n",
+			s->job_id);
 	}
 }
 
@@ -167,7 +194,7 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 	fputs("{\"job\":", out);
 	mh_json_str(out, s->job_id);
 	fputs(",\"state\":", out);
-	mh_json_str(out, mh_job_state_name(s->state));
+	mh_json_str(out, mh_job_summary_state(s));
 	fputs(",\"source\":", out);
 	mh_json_str(out, s->src);
 	fputs(",\"target\":", out);
@@ -188,6 +215,14 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 		mh_json_str(out, mh_err_fix(code));
 		fputs(",\"detail\":", out);
 		mh_json_str(out, s->error_detail);
+		fputc('}', out);
+	} else {
+		fputs("null", out);
+	}
+	fputs(",\"check\":", out);
+	if (s->check_verdict[0] != '\0') {
+		fputs("{\"verdict\":", out);
+		mh_json_str(out, s->check_verdict);
 		fputc('}', out);
 	} else {
 		fputs("null", out);

@@ -21,7 +21,7 @@ struct submit_args {
 	const char *file;
 	const char *redis_url;
 	const char *seal_key_file;
-	bool skip_invalid, json, dry_run;
+	bool skip_invalid, json, dry_run, skip_check;
 	struct mh_csv_defaults defaults;
 	const char *to_password_file;
 	char *to_password;
@@ -36,6 +36,7 @@ static void usage(FILE *out)
 	      "  --seal-key-file F         the cluster's credential key (default $MAILHAUL_SEAL_KEY_FILE)\n"
 	      "  --skip-invalid            queue the good rows even when some rows are bad\n"
 	      "  --dry-run                 validate only; queue nothing\n"
+	      "  --skip-check              plan the jobs without the health check that otherwise runs first\n"
 	      "  --json                    print the created jobs as JSON\n"
 	      "  --ca-file F               also trust this CA for rows that name no ca_file\n"
 	      "for files without hosts (Microsoft 365 and imapsync formats):\n"
@@ -68,11 +69,12 @@ static int parse_port(const char *s, uint16_t *port)
 
 static int parse_submit_args(int argc, char **argv, struct submit_args *a)
 {
-	enum { O_REDIS = 256, O_SEAL, O_SKIP, O_JSON, O_DRY, O_FH, O_FP, O_FS, O_TH, O_TP, O_TS, O_TPW, O_CA, O_HELP };
+	enum { O_REDIS = 256, O_SEAL, O_SKIP, O_JSON, O_DRY, O_FH, O_FP, O_FS, O_TH, O_TP, O_TS, O_TPW, O_CA, O_SKIP_CHECK, O_HELP };
 	static const struct option opts[] = {
 		{"redis", required_argument, NULL, O_REDIS},
 		{"seal-key-file", required_argument, NULL, O_SEAL},
 		{"skip-invalid", no_argument, NULL, O_SKIP},
+		{"skip-check", no_argument, NULL, O_SKIP_CHECK},
 		{"json", no_argument, NULL, O_JSON},
 		{"dry-run", no_argument, NULL, O_DRY},
 		{"from-host", required_argument, NULL, O_FH},
@@ -98,6 +100,7 @@ static int parse_submit_args(int argc, char **argv, struct submit_args *a)
 		case O_REDIS: a->redis_url = optarg; break;
 		case O_SEAL: a->seal_key_file = optarg; break;
 		case O_SKIP: a->skip_invalid = true; break;
+		case O_SKIP_CHECK: a->skip_check = true; break;
 		case O_JSON: a->json = true; break;
 		case O_DRY: a->dry_run = true; break;
 		case O_FH: a->defaults.src_host = optarg; break;
@@ -158,7 +161,7 @@ static char *read_file(const char *path, size_t *len_r, struct mh_err *err)
 
 /* Creates the job of one row. */
 static int submit_row(struct rq *q, const struct mh_seal_key *key, const struct mh_csv_row *row,
-		      const char *default_ca_file, char *job_id, struct mh_err *err)
+		      const char *default_ca_file, bool skip_check, char *job_id, struct mh_err *err)
 {
 	struct mh_job_spec spec;
 	char ca_path[PATH_MAX];
@@ -168,6 +171,8 @@ static int submit_row(struct rq *q, const struct mh_seal_key *key, const struct 
 			   row->ca_file != NULL ? row->ca_file : default_ca_file, key, &spec, job_id, ca_path, err) < 0)
 		return -1;
 	spec.max_connections = row->max_connections;
+	if (skip_check)
+		spec.flags |= MH_JOB_SKIP_CHECK;
 	rc = mh_job_submit(q, &spec, err);
 	cli_spec_cleanup(&spec);
 	return rc;
@@ -246,7 +251,7 @@ int cmd_submit(int argc, char **argv)
 			rc = MH_EXIT_FAILED;
 			continue;
 		}
-		if (submit_row(q, &key, row, a.ca_file, job_id, &err) < 0) {
+		if (submit_row(q, &key, row, a.ca_file, a.skip_check, job_id, &err) < 0) {
 			fprintf(stderr, "%s:%u: %s\n", a.file, row->line, err.detail);
 			rc = MH_EXIT_FAILED;
 			continue;

@@ -135,6 +135,16 @@ static int set_batch_mb(struct mh_daemon_config *c, const char *v, const char **
 	return set_count(&c->batch_mb, v, 4096, "a number from 1 to 4096", w);
 }
 
+static int set_record_ttl(struct mh_daemon_config *c, const char *v, const char **w)
+{
+	*w = "a number of days from 0 (keep forever) to 36500";
+	if (strcmp(v, "0") == 0) {
+		c->record_ttl_days = 0;
+		return 0;
+	}
+	return parse_count(v, 36500, &c->record_ttl_days);
+}
+
 static int set_planners(struct mh_daemon_config *c, const char *v, const char **w)
 {
 	*w = "a number from 0 to 64";
@@ -188,6 +198,8 @@ static const struct setting settings[] = {
 	 "megabytes per batch at most, for the jobs planned here (default 32)"},
 	{"planners", "MAILHAUL_PLANNERS", "0", "1", FOR_BOTH, set_planners, "N",
 	 "jobs planned at once in this process (default: 1 in a worker, 0 in the coordinator)"},
+	{"record-ttl", "MAILHAUL_RECORD_TTL", "90", NULL, FOR_COORDINATOR, set_record_ttl, "DAYS",
+	 "forget ended jobs (transfer records and all) this many days after they ended; 0 keeps them (default 90)"},
 	{"claim-idle", "MAILHAUL_CLAIM_IDLE", "60", NULL, FOR_WORKER, set_claim_idle, "SECONDS",
 	 "claim a silent worker's batch after this long idle (default 60)"},
 	{"shutdown-grace", "MAILHAUL_SHUTDOWN_GRACE", "30", NULL, FOR_WORKER, set_shutdown_grace, "SECONDS",

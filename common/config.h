@@ -13,6 +13,7 @@
  *   --batch-messages N        MAILHAUL_BATCH_MESSAGES  500 (for the jobs planned here)
  *   --batch-mb N              MAILHAUL_BATCH_MB        32 (for the jobs planned here)
  *   --planners N              MAILHAUL_PLANNERS        worker 1, coordinator 0
+ *   --record-ttl DAYS         MAILHAUL_RECORD_TTL      90 (coordinator only; 0 keeps records)
  *   --claim-idle SECONDS      MAILHAUL_CLAIM_IDLE      60 (worker only)
  *   --shutdown-grace SECONDS  MAILHAUL_SHUTDOWN_GRACE  30 (worker only)
  *   --config FILE             MAILHAUL_CONFIG          (none; see below)
@@ -57,6 +58,8 @@ struct mh_daemon_config {
 	unsigned batch_messages; /* 0: the planner's default */
 	unsigned batch_mb;       /* 0: the planner's default */
 	unsigned planners;       /* planner threads; 0: this process plans nothing */
+	/* coordinator */
+	unsigned record_ttl_days; /* 0: ended jobs are kept until forgotten by hand */
 	bool help;
 };
 

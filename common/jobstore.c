@@ -249,6 +249,27 @@ int mh_job_get_state(struct rq *q, const char *job_id, enum mh_job_state *state_
 	return rc;
 }
 
+int mh_job_set_phase(struct rq *q, const char *job_id, const char *phase, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	if (phase == NULL)
+		return simple(q, err, rq_command(q, err, "HDEL %s phase", key));
+	return simple(q, err, rq_command(q, err, "HSET %s phase %s", key, phase));
+}
+
+int mh_job_store_check(struct rq *q, const char *job_id, const char *verdict, const char *text, const char *json,
+		       struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	return simple(q, err,
+		      rq_command(q, err, "HSET %s check_verdict %s check_text %s check_json %s", key, verdict, text,
+				 json));
+}
+
 int mh_job_set_state(struct rq *q, const char *job_id, enum mh_job_state state, const struct mh_err *error,
 		     struct mh_err *err)
 {
@@ -897,6 +918,8 @@ int mh_job_set_plan(struct rq *q, const char *job_id, uint32_t folders, uint64_t
  * Returns 1 when the job is now complete (see LUA_COMPLETE), else 0. */
 static const char record_script[] =
 	LUA_COMPLETE
+	/* a late result of a forgotten job must not bring its keys back */
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
 	"local f = ARGV[1]\n"
 	"local names = {c = 'copied', s = 'skipped', f = 'failed'}\n"
 	"for i = 3, #ARGV, 8 do\n"
@@ -1063,11 +1086,12 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	snprintf(s->job_id, sizeof(s->job_id), "%s", job_id);
 	mh_key_job(key, sizeof(key), job_id, NULL);
 	r = rq_command(q, err,
-		       "HMGET %s " COUNT_FIELDS " state created started ended folders error error_detail src dst",
+		       "HMGET %s " COUNT_FIELDS
+		       " state created started ended folders error error_detail src dst phase check_verdict",
 		       key);
 	if (r == NULL)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 17 || r->element[8]->type != REDIS_REPLY_STRING) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 19 || r->element[8]->type != REDIS_REPLY_STRING) {
 		rq_reply_free(r);
 		return mh_err_set(err, MH_E_USAGE, "no job %s", job_id);
 	}
@@ -1082,9 +1106,19 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	str_field(r->element[14], s->error_detail, sizeof(s->error_detail));
 	str_field(r->element[15], s->src, sizeof(s->src));
 	str_field(r->element[16], s->dst, sizeof(s->dst));
+	str_field(r->element[17], s->phase, sizeof(s->phase));
+	str_field(r->element[18], s->check_verdict, sizeof(s->check_verdict));
 	rq_reply_free(r);
 	if (!with_details)
 		return 0;
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	r = rq_command(q, err, "HGET %s check_text", key);
+	if (r == NULL)
+		return -1;
+	if (r->type == REDIS_REPLY_STRING && (s->check_text = strdup(r->str)) == NULL)
+		abort();
+	rq_reply_free(r);
 
 	s->folders = calloc(s->planned_folders + 1u, sizeof(*s->folders));
 	if (s->folders == NULL)
@@ -1113,6 +1147,13 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	return 0;
 }
 
+const char *mh_job_summary_state(const struct mh_job_summary *s)
+{
+	if (s->state == MH_JOB_PLANNING && strcmp(s->phase, "checking") == 0)
+		return "checking";
+	return mh_job_state_name(s->state);
+}
+
 void mh_job_summary_cleanup(struct mh_job_summary *s)
 {
 	for (size_t i = 0; i < s->folder_count; i++) {
@@ -1121,6 +1162,8 @@ void mh_job_summary_cleanup(struct mh_job_summary *s)
 	}
 	free(s->folders);
 	free(s->failures);
+	free(s->check_text);
+	s->check_text = NULL;
 	s->folders = NULL;
 	s->failures = NULL;
 	s->folder_count = s->failure_count = 0;

@@ -71,6 +71,12 @@ int mh_job_load_spec(struct rq *q, const char *job_id, struct mh_job_spec *spec,
 /* Re-encodes the spec without sealed passwords (a finished job keeps no credentials). */
 int mh_job_purge_credentials(struct rq *q, const char *job_id, struct mh_err *err);
 int mh_job_get_state(struct rq *q, const char *job_id, enum mh_job_state *state_r, struct mh_err *err);
+/* The step a planning job is at, shown by status ("checking"); NULL clears it. */
+int mh_job_set_phase(struct rq *q, const char *job_id, const char *phase, struct mh_err *err);
+/* Keeps the health check's outcome with the job: its verdict and its report as text and
+ * as JSON (both without passwords). */
+int mh_job_store_check(struct rq *q, const char *job_id, const char *verdict, const char *text, const char *json,
+		       struct mh_err *err);
 /* Sets the state; final states also set "ended" (unix ms). error may be NULL. */
 int mh_job_set_state(struct rq *q, const char *job_id, enum mh_job_state state, const struct mh_err *error,
 		     struct mh_err *err);
@@ -222,6 +228,9 @@ struct mh_job_summary {
 	uint32_t planned_folders; /* 0 until planning finished */
 	char error[48];           /* job-level error code name, "" if none */
 	char error_detail[MH_ERR_DETAIL_MAX];
+	char phase[16];           /* "checking" while the health check runs, else "" */
+	char check_verdict[16];   /* "ok", "warnings", "blocked"; "" when not checked */
+	char *check_text;         /* the check's report for people (with_details; NULL if none) */
 	char src[600], dst[600];  /* endpoint descriptions (no password) */
 	size_t folder_count;
 	struct mh_folder_summary *folders;
@@ -229,6 +238,8 @@ struct mh_job_summary {
 	struct mh_failure *failures;
 };
 
+/* The state as people see it: "checking" while a planning job runs its health check. */
+const char *mh_job_summary_state(const struct mh_job_summary *s);
 /* Loads counters only (cheap; for progress), or everything (with_details). */
 int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, struct mh_job_summary *s,
 			struct mh_err *err);

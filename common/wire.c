@@ -56,7 +56,7 @@
 #define K_DATE "dt", "date"
 #define K_SUBJECT "sj", "subject"
 
-#define JOB_FLAGS_KNOWN (MH_JOB_ALLOW_PLAINTEXT | MH_JOB_INSECURE | MH_JOB_LEDGER_SUBJECTS)
+#define JOB_FLAGS_KNOWN (MH_JOB_ALLOW_PLAINTEXT | MH_JOB_INSECURE | MH_JOB_LEDGER_SUBJECTS | MH_JOB_SKIP_CHECK)
 
 /* Frees b->data and empties b; NULL and an empty b are fine. */
 void mh_bytes_free(struct mh_bytes *b)

@@ -38,6 +38,7 @@ struct mh_wire_endpoint {
 #define MH_JOB_ALLOW_PLAINTEXT 0x1u
 #define MH_JOB_INSECURE 0x2u
 #define MH_JOB_LEDGER_SUBJECTS 0x4u /* keep failed messages' subjects readable, not hashed */
+#define MH_JOB_SKIP_CHECK 0x8u      /* plan without the health check first */
 
 struct mh_job_spec {
 	char *job_id;

@@ -18,6 +18,7 @@
 #include <hiredis/hiredis.h>
 
 #include "finish.h"
+#include "forget.h"
 #include "jobstore.h"
 #include "planpool.h"
 #include "log.h"
@@ -25,6 +26,7 @@
 #include "wire.h"
 
 #define SWEEP_EVERY_MS 15000u
+#define EXPIRE_EVERY_MS 600000u /* forgetting records past their retention time */
 #define READ_BLOCK_MS 250u /* how often the loop looks at the stop flag */
 
 struct coordinator {
@@ -198,10 +200,21 @@ static int setup(struct coordinator *c, struct mh_err *err)
 	return 0;
 }
 
+/* Transfer records are kept for the retention time (--record-ttl), then forgotten whole. */
+static int expire_records(struct coordinator *c, struct mh_err *err)
+{
+	int n = mh_jobs_expire(c->q, c->opts->record_ttl_ms, mh_now_ms(), err);
+
+	if (n > 0)
+		mh_info("coordinator", "forgot %d jobs that ended more than %" PRIu64 " days ago", n,
+			c->opts->record_ttl_ms / (24 * 3600 * 1000));
+	return n < 0 ? -1 : 0;
+}
+
 /* The main loop: results, retries, liveness, sweeps. Never waits on planning. */
 static void main_loop(struct coordinator *c)
 {
-	uint64_t last_sweep = 0;
+	uint64_t last_sweep = 0, last_expire = 0;
 
 	while (!atomic_load(c->stop)) {
 		struct mh_err e;
@@ -217,6 +230,10 @@ static void main_loop(struct coordinator *c)
 		if (n >= 0 && mh_now_ms() - last_sweep > SWEEP_EVERY_MS) {
 			last_sweep = mh_now_ms();
 			n = sweep(c, &e);
+		}
+		if (n >= 0 && c->opts->record_ttl_ms > 0 && mh_now_ms() - last_expire > EXPIRE_EVERY_MS) {
+			last_expire = mh_now_ms();
+			n = expire_records(c, &e);
 		}
 		if (n < 0) {
 			mh_warn("coordinator", "redis: %s; reconnecting", e.detail);

@@ -5,6 +5,7 @@
 #define MH_COORDINATOR_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "err.h"
 #include "planner.h"
@@ -22,6 +23,8 @@ struct coordinator_opts {
 	unsigned retry_attempts; /* default 5 */
 	unsigned retry_base_ms;  /* default 2000 */
 	unsigned retry_max_ms;   /* default 300000 */
+	/* Ended jobs are forgotten (forget.h) this long after they ended; 0: never. */
+	uint64_t record_ttl_ms;
 };
 
 /* Blocks until *stop becomes non-zero (checked at least every 250 ms). 0, or -1 when it

@@ -21,6 +21,7 @@ int main(int argc, char **argv)
 	o.seal_key = &key;
 	o.name = cfg.name;
 	o.planners = cfg.planners;
+	o.record_ttl_ms = (uint64_t)cfg.record_ttl_days * 24 * 3600 * 1000;
 	planner_opts_from_settings(&o.planner, cfg.batch_messages, cfg.batch_mb);
 	rc = 0;
 	if (coordinator_run(&o, &stop_requested, &err) < 0) {

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "check.h"
 #include "folder_map.h"
 #include "imap_connect.h"
 #include "imap_utf7.h"
@@ -746,6 +747,54 @@ void planner_opts_from_settings(struct planner_opts *o, unsigned batch_messages,
 		o->batch_max_bytes = (uint64_t)batch_mb * 1024 * 1024;
 }
 
+/* Renders the report into a heap string (NULL when out of memory). */
+static char *render(void (*fn)(FILE *, const struct check_report *), const struct check_report *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return NULL;
+	fn(f, r);
+	fclose(f);
+	return buf;
+}
+
+/* The health check as a job's first phase: its report is kept with the job, and a
+ * blocking problem fails the job before anything is created on the target. 0 to go on. */
+static int check_phase(struct rq *q, struct event_base *base, const struct mh_seal_key *key,
+		       const struct mh_job_spec *spec, const char *job_id, struct mh_err *err)
+{
+	struct check_opts co = {0};
+	struct check_report r;
+	const struct check_problem *stop;
+	char *text = NULL, *json = NULL;
+	int rc = 0;
+
+	if (mh_job_set_phase(q, job_id, "checking", err) < 0)
+		return -1;
+	mh_info("planner", "%s: checking", job_id);
+	if (check_run(base, spec, key, &co, &r, err) < 0)
+		return -1;
+	text = render(check_render_text, &r);
+	json = render(check_render_json, &r);
+	if (text == NULL || json == NULL)
+		abort();
+	if (mh_job_store_check(q, job_id, check_verdict_name(r.verdict), text, json, err) < 0 ||
+	    mh_job_set_phase(q, job_id, NULL, err) < 0) {
+		rc = -1;
+	} else if ((stop = check_first_blocking(&r)) != NULL) {
+		mh_err_set(err, stop->code, "%s (fix: %s)", stop->cause, stop->fix);
+		rc = -1;
+	}
+	mh_info("planner", "%s: check %s", job_id, check_verdict_name(r.verdict));
+	free(text);
+	free(json);
+	check_report_cleanup(&r);
+	return rc;
+}
+
 int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct planner_opts *o,
 	     const char *job_id, bool replan, struct mh_err *err)
 {
@@ -762,6 +811,9 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 	p.replan = replan;
 	if (mh_job_load_spec(q, job_id, &spec, err) < 0)
 		return -1;
+	/* a job planned again was checked the first time */
+	if (!replan && (spec.flags & MH_JOB_SKIP_CHECK) == 0 && check_phase(q, base, key, &spec, job_id, err) < 0)
+		goto out;
 	if (open_side(q, base, key, &spec, MH_SIDE_SOURCE, &co, &p.src.conn, err) < 0) {
 		mh_err_set(err, err->code, "source: %s", err->detail);
 		goto out;

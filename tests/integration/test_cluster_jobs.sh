@@ -55,11 +55,11 @@ compare() { # USER
     mh_mailbox snapshot --server "$MH_TMP/dst" --user "$1" --password pw-dst --json "$MH_TMP/$1-dst.json" >/dev/null
     mh_mailbox compare "$MH_TMP/$1-src.json" "$MH_TMP/$1-dst.json" >/dev/null || mh_fail "$1: target differs from source"
 }
-submit() { # USER : starts `mailhaul migrate --redis` in the background; sets job and follower
-    local user=$1 i
+submit() { # USER [MIGRATE-OPTION...] : starts `mailhaul migrate --redis` in the background; sets job and follower
+    local user=$1 i; shift
     MAILHAUL_FROM_PASSWORD=pw-src MAILHAUL_TO_PASSWORD=pw-dst "$mh" migrate --redis "$REDIS_URL" \
         --from "imaps://$user@127.0.0.1:$src_IMAPS_PORT" --to "imaps://$user@127.0.0.1:$dst_IMAPS_PORT" \
-        --ca-file "$MH_CA_FILE" --json >"$MH_TMP/$user.json" 2>"$MH_TMP/$user.err" &
+        --ca-file "$MH_CA_FILE" --json "$@" >"$MH_TMP/$user.json" 2>"$MH_TMP/$user.err" &
     follower=$!
     mh_register_pid $follower
     job=
@@ -77,7 +77,20 @@ mh_log "quota runs out, then requeue"
 fill quota 24                        # 24 x ~140 KB
 mh_adduser dst quota pw-dst 1        # 1 MB
 start_worker 1
+# The health check that opens every job sees the source will not fit and stops it at once.
 submit quota
+rc=0; wait $follower || rc=$?
+mh_assert_eq "$rc" 3 "exit status of a job the health check stopped"
+mh_assert_eq "$(job_field "$job" 'd["state"]')" failed "state after a blocking check"
+mh_assert_eq "$(job_field "$job" 'd["error"]["code"]')" OVER_QUOTA "the check's blocking problem"
+mh_assert_eq "$(job_field "$job" 'd["check"]["verdict"]')" blocked "the check's verdict kept with the job"
+mh_assert_eq "$(job_field "$job" 'd["messages"]["copied"]')" 0 "copied after a blocking check"
+"$mh" summary "$job" >"$MH_TMP/blocked-summary.txt"
+grep -q "Health check (blocked)" "$MH_TMP/blocked-summary.txt" &&
+    grep -q "BLOCKING OVER_QUOTA .*but the source holds" "$MH_TMP/blocked-summary.txt" &&
+    grep -q "fix: raise the quota" "$MH_TMP/blocked-summary.txt" || mh_fail "summary of a blocked job: $(cat "$MH_TMP/blocked-summary.txt")"
+# Past the check, the quota runs out mid-migration.
+submit quota --skip-check
 rc=0; wait $follower || rc=$?
 mh_assert_eq "$rc" 1 "exit status of a partial migration"
 mh_assert_eq "$(job_field "$job" 'd["state"]')" partial "state after the quota ran out"
@@ -86,6 +99,10 @@ failed=$(job_field "$job" 'd["messages"]["failed"]')
 "$mh" failures "$job" --csv >"$MH_TMP/failures.csv"
 [ "$(grep -c OVER_QUOTA "$MH_TMP/failures.csv")" = "$failed" ] || mh_fail "failures not explained: $(cat "$MH_TMP/failures.csv")"
 grep -q "raise the quota" "$MH_TMP/failures.csv" || mh_fail "no fix in the failure list"
+"$mh" summary "$job" >"$MH_TMP/partial-summary.txt"
+grep -q "OVER_QUOTA ($failed): the destination mailbox is full" "$MH_TMP/partial-summary.txt" &&
+    grep -q "mailhaul requeue $job" "$MH_TMP/partial-summary.txt" ||
+    mh_fail "summary of a partial job: $(cat "$MH_TMP/partial-summary.txt")"
 mh_adduser dst quota pw-dst 100      # raised
 sleep 1.1                            # Dovecot's auth reads a changed users file at most once a second
 "$mh" requeue "$job" 2>&1 | grep -q "requeued" && mh_fail "requeue without passwords should refuse (credentials were purged)"

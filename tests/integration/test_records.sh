@@ -75,9 +75,21 @@ mh_assert_eq "$(rcli --scan --pattern "*$bob*" | wc -l)" 0 "keys of bob's job le
 "$mh" records --json | python3 -c 'import json,sys; r=json.load(sys.stdin); assert [x["job"] for x in r] == [sys.argv[1]], r' "$bad" ||
     mh_fail "records after forgetting: $("$mh" records)"
 
+mh_log "retention: a coordinator forgets jobs that ended more than --record-ttl days ago"
+old=$(migrate bob secret-src-bob)
+recent=$(migrate ann secret-src-ann)
+rcli HSET "mh:job:$old" ended 1000 >/dev/null       # ended in 1970
+rcli ZADD mh:index 1000 "$old" >/dev/null
+"$MH_BUILD_DIR/mailhaul-coordinator" --name retention --record-ttl 1 2>>"$MH_TMP/coordinator2.log" &
+mh_register_pid $!
+for i in $(seq 100); do [ -z "$(rcli --scan --pattern "mh:job:$old*")" ] && break; sleep 0.1; done
+[ -z "$(rcli --scan --pattern "mh:job:$old*")" ] || mh_fail "an expired job was not forgotten: $(rcli --scan --pattern "mh:job:$old*")"
+grep -q "forgot 1 jobs that ended more than 1 days ago" "$MH_TMP/coordinator2.log" || mh_fail "no log of the expiry"
+[ "$(rcli HGET "mh:job:$recent" state)" = done ] || mh_fail "a recent job was forgotten"
+
 mh_log "a job that has not ended cannot be forgotten"
 rcli HSET "mh:job:j-0000000000000001" state running >/dev/null
 rc=0; "$mh" forget j-0000000000000001 >"$MH_TMP/forget-running.out" 2>&1 || rc=$?
 mh_assert_eq "$rc" 2 "forgetting a running job"
 grep -q "cancel it first" "$MH_TMP/forget-running.out" || mh_fail "$(cat "$MH_TMP/forget-running.out")"
-echo "PASS: records listed without passwords; forget by job and by user leaves no key"
+echo "PASS: records listed without passwords; forget by job and by user leaves no key; retention forgets old jobs"

@@ -124,6 +124,7 @@ static void test_defaults(void **state)
 
 	assert_int_equal(parse(MH_DAEMON_COORDINATOR, ARGV("--seal-key-file", "/k"), &c, &err), 0);
 	assert_int_equal(c.planners, 0); /* the coordinator does not, unless told */
+	assert_int_equal(c.record_ttl_days, 90);
 	assert_int_equal(c.batch_messages, 0);
 	assert_int_equal(c.batch_mb, 0);
 	assert_int_equal(c.concurrency, 0);

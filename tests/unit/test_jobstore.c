@@ -81,6 +81,26 @@ static void results(struct mh_msg_result *m, size_t n, uint32_t first_uid, enum 
 	}
 }
 
+/* A late result of a job that was forgotten (mailhaul forget, retention) writes nothing. */
+static void test_results_of_a_forgotten_job_leave_no_keys(void **state)
+{
+	struct mh_msg_result m[2];
+	struct rq *q = fresh_job(state, "j-gone", 2);
+	struct redisReply *r;
+	struct mh_err err;
+
+	results(m, 2, 1, MH_MSG_FAILED, "OVER_QUOTA");
+	r = rq_command(q, &err, "DEL mh:job:j-gone");
+	rq_reply_free(r);
+	assert_int_equal(mh_job_record_results(q, "j-gone", 0, 1, m, 2, NULL, &err), 0);
+	r = rq_command(q, &err, "KEYS mh:job:j-gone*");
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->elements, 1); /* the folder hash fresh_job made, nothing new */
+	rq_reply_free(r);
+	rq_free(&q);
+}
+
 /* More results than one script call carries (chunks of 200) and each counted once. */
 static void test_record_many_results_counts_each_once(void **state)
 {
@@ -463,6 +483,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_many_results_counts_each_once),
+		cmocka_unit_test(test_results_of_a_forgotten_job_leave_no_keys),
 		cmocka_unit_test(test_success_replaces_failure_but_not_the_reverse),
 		cmocka_unit_test(test_inflight_marks_follow_the_results),
 		cmocka_unit_test(test_claims_give_each_copy_one_owner),
