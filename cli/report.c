@@ -102,6 +102,52 @@ static void report_check_problems(FILE *out, const struct mh_job_summary *s)
 	}
 }
 
+/* What the target folder should hold now: what it held before, plus our copies. */
+static const char *folder_verdict(const struct mh_folder_summary *f, char *buf, size_t len)
+{
+	int64_t want;
+
+	if (f->dst_after < 0 || f->dst_before < 0)
+		return "-";
+	want = f->dst_before + (int64_t)f->counts.copied;
+	if (f->dst_after == want)
+		return f->counts.failed > 0 ? "ok, less failed" : "ok";
+	snprintf(buf, len, "%+" PRId64 " vs expected", f->dst_after - want);
+	return buf;
+}
+
+/* The source-vs-target table: per folder what the source held, what happened to it, and
+ * what the target held before and holds now (counted when the job completed). */
+static void report_folders(FILE *out, const struct mh_job_summary *s)
+{
+	bool odd = false;
+	char before[24], after[24], verdict[48];
+
+	fprintf(out, "\n  %-24s %-24s %7s %7s %7s %7s %7s %7s  %s\n", "source folder", "target folder", "source",
+		"copied", "skipped", "failed", "target", "target", "check");
+	fprintf(out, "  %-24s %-24s %7s %7s %7s %7s %7s %7s\n", "", "", "", "", "", "", "before", "after");
+	for (size_t i = 0; i < s->folder_count; i++) {
+		const struct mh_folder_summary *f = &s->folders[i];
+		const char *v = folder_verdict(f, verdict, sizeof(verdict));
+
+		snprintf(before, sizeof(before), f->dst_before >= 0 ? "%" PRId64 : "-", f->dst_before);
+		snprintf(after, sizeof(after), f->dst_after >= 0 ? "%" PRId64 : "-", f->dst_after);
+		fprintf(out, "  %-24s %-24s %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7s %7s  %s\n", f->src,
+			f->dst, f->counts.messages, f->counts.copied, f->counts.skipped, f->counts.failed, before, after,
+			v);
+		odd |= v[0] == '+' || v[0] == '-';
+	}
+	if (s->verify_error[0] != '\0')
+		fprintf(out, "  The target folders could not be counted after the run: %s\n", s->verify_error);
+	else if (strcmp(s->verify, "done") != 0)
+		fprintf(out, "  (target counted once every message has a result)\n");
+	fprintf(out, "  source = copied + skipped (already on the target) + failed; target after = target before "
+		     "+ copied.\n");
+	if (odd)
+		fprintf(out, "  A folder off by some messages changed on the target during the run (new mail "
+			     "delivered, or messages deleted there).\n");
+}
+
 void report_human(FILE *out, const struct mh_job_summary *s)
 {
 	const struct mh_counts *c = &s->counts;
@@ -131,15 +177,8 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 		mh_fmt_bytes(b1, sizeof(b1), (uint64_t)((double)c->copied_bytes / secs));
 		fprintf(out, "  rate      %.0f messages/s, %s/s\n", (double)c->copied / secs, b1);
 	}
-	if (s->folder_count > 0) {
-		fprintf(out, "\n  %-28s %-28s %8s %8s %8s %8s\n", "source folder", "target folder", "messages",
-			"copied", "skipped", "failed");
-		for (size_t i = 0; i < s->folder_count; i++) {
-			const struct mh_folder_summary *f = &s->folders[i];
-			fprintf(out, "  %-28s %-28s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", f->src,
-				f->dst, f->counts.messages, f->counts.copied, f->counts.skipped, f->counts.failed);
-		}
-	}
+	if (s->folder_count > 0)
+		report_folders(out, s);
 	if (s->failure_count > 0) {
 		qsort(s->failures, s->failure_count, sizeof(*s->failures), cmp_failure);
 		fprintf(out, "\n  Failed messages, by cause:\n");
@@ -170,6 +209,14 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 }
 
 /* --- JSON ----------------------------------------------------------------------------- */
+
+static void json_count_or_null(FILE *out, int64_t n)
+{
+	if (n < 0)
+		fputs("null", out);
+	else
+		fprintf(out, "%" PRId64, n);
+}
 
 static void json_counts(FILE *out, const struct mh_counts *c)
 {
@@ -227,12 +274,23 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 	} else {
 		fputs("null", out);
 	}
+	fputs(",\"verified\":", out);
+	fputs(strcmp(s->verify, "done") == 0 && s->verify_error[0] == '\0' ? "true" : "false", out);
+	fputs(",\"verify_error\":", out);
+	if (s->verify_error[0] != '\0')
+		mh_json_str(out, s->verify_error);
+	else
+		fputs("null", out);
 	fputs(",\"folders\":[", out);
 	for (size_t i = 0; i < s->folder_count; i++) {
 		fputs(i ? ",{\"source\":" : "{\"source\":", out);
 		mh_json_str(out, s->folders[i].src);
 		fputs(",\"target\":", out);
 		mh_json_str(out, s->folders[i].dst);
+		fputs(",\"target_before\":", out);
+		json_count_or_null(out, s->folders[i].dst_before);
+		fputs(",\"target_after\":", out);
+		json_count_or_null(out, s->folders[i].dst_after);
 		fputc(',', out);
 		json_counts(out, &s->folders[i].counts);
 		fputc('}', out);

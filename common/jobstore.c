@@ -548,6 +548,13 @@ int mh_job_sweep(struct rq *q, const char *owner, char ***complete_r, size_t *co
 		"  local k = 'mh:job:' .. id\n"
 		"  local v = redis.call('HMGET', k, 'state', 'planner', 'replan_at')\n"
 		"  if complete(k) then\n"
+		"    local by = redis.call('HGET', k, 'verify')\n"
+		"    if by and string.sub(by, 1, 3) == 'by:' and\n"
+		"       redis.call('EXISTS', 'mh:planner:' .. string.sub(by, 4)) == 0 then\n"
+		"      redis.call('HSET', k, 'verify', 'pending')\n"
+		"      redis.call('XADD', 'mh:jobs', '*', 'job', 'verify:' .. id)\n"
+		"      requeued = requeued + 1\n"
+		"    end\n"
 		"    done[#done + 1] = id\n"
 		"  elseif v[1] == 'planning' and v[2] ~= ARGV[1] and\n"
 		"         (not v[2] or redis.call('EXISTS', 'mh:planner:' .. v[2]) == 0) then\n"
@@ -576,13 +583,60 @@ int mh_job_sweep(struct rq *q, const char *owner, char ***complete_r, size_t *co
 	return 0;
 }
 
+int mh_job_request_verify(struct rq *q, const char *job_id, struct mh_err *err)
+{
+	static const char script[] =
+		LUA_COMPLETE
+		"if not complete(KEYS[1]) then return 0 end\n"
+		"local v = redis.call('HGET', KEYS[1], 'verify')\n"
+		"if v == 'done' then return 2 end\n"
+		"if v then return 0 end\n"
+		"redis.call('HSET', KEYS[1], 'verify', 'pending')\n"
+		"redis.call('XADD', 'mh:jobs', '*', 'job', 'verify:' .. ARGV[1])\n"
+		"return 1\n";
+	return job_script(q, job_id, script, job_id, err);
+}
+
+int mh_job_take_verify(struct rq *q, const char *job_id, const char *owner, struct mh_err *err)
+{
+	static const char script[] =
+		LUA_COMPLETE
+		"if not complete(KEYS[1]) then return 0 end\n"
+		"local v = redis.call('HGET', KEYS[1], 'verify')\n"
+		"if v ~= 'pending' then return 0 end\n"
+		"redis.call('HSET', KEYS[1], 'verify', 'by:' .. ARGV[1])\n"
+		"return 1\n";
+	return job_script(q, job_id, script, owner, err);
+}
+
+int mh_job_verified(struct rq *q, const char *job_id, const char *error, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	if (error != NULL)
+		return simple(q, err, rq_command(q, err, "HSET %s verify done verify_error %s", key, error));
+	return simple(q, err, rq_command(q, err, "HSET %s verify done verified %" PRIu64, key, mh_now_ms()));
+}
+
+int mh_job_folder_set_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
+			    uint64_t value, bool only_if_unset, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+
+	mh_key_folder(key, sizeof(key), job_id, folder_idx);
+	return simple(q, err,
+		      rq_command(q, err, "%s %s %s %" PRIu64, only_if_unset ? "HSETNX" : "HSET", key, field, value));
+}
+
 int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err)
 {
 	static const char script[] =
 		"local st = redis.call('HGET', KEYS[1], 'state')\n"
 		"if st ~= 'partial' and st ~= 'done' and st ~= 'failed' then return 0 end\n"
 		"redis.call('HSET', KEYS[1], 'state', 'running')\n"
-		"redis.call('HDEL', KEYS[1], 'ended')\n"
+		/* counted again when the requeued messages are done */
+		"redis.call('HDEL', KEYS[1], 'ended', 'verify', 'verify_error', 'verified')\n"
 		"redis.call('SADD', 'mh:active', ARGV[1])\n"
 		"return 1\n";
 	return job_script(q, job_id, script, job_id, err);
@@ -1087,11 +1141,12 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	mh_key_job(key, sizeof(key), job_id, NULL);
 	r = rq_command(q, err,
 		       "HMGET %s " COUNT_FIELDS
-		       " state created started ended folders error error_detail src dst phase check_verdict",
+		       " state created started ended folders error error_detail src dst phase check_verdict verify"
+		       " verify_error",
 		       key);
 	if (r == NULL)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 19 || r->element[8]->type != REDIS_REPLY_STRING) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 21 || r->element[8]->type != REDIS_REPLY_STRING) {
 		rq_reply_free(r);
 		return mh_err_set(err, MH_E_USAGE, "no job %s", job_id);
 	}
@@ -1108,6 +1163,8 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	str_field(r->element[16], s->dst, sizeof(s->dst));
 	str_field(r->element[17], s->phase, sizeof(s->phase));
 	str_field(r->element[18], s->check_verdict, sizeof(s->check_verdict));
+	str_field(r->element[19], s->verify, sizeof(s->verify));
+	str_field(r->element[20], s->verify_error, sizeof(s->verify_error));
 	rq_reply_free(r);
 	if (!with_details)
 		return 0;
@@ -1127,15 +1184,17 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 		struct mh_folder_summary *f = &s->folders[s->folder_count];
 
 		mh_key_folder(key, sizeof(key), job_id, i);
-		r = rq_command(q, err, "HMGET %s " COUNT_FIELDS " src dst", key);
+		r = rq_command(q, err, "HMGET %s " COUNT_FIELDS " src dst dst_before dst_after", key);
 		if (r == NULL) {
 			mh_job_summary_cleanup(s);
 			return -1;
 		}
-		if (r->type == REDIS_REPLY_ARRAY && r->elements == 10 && r->element[8]->type == REDIS_REPLY_STRING) {
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 12 && r->element[8]->type == REDIS_REPLY_STRING) {
 			counts_from(r->element, &f->counts);
 			f->src = strdup(r->element[8]->str);
 			f->dst = strdup(r->element[9]->type == REDIS_REPLY_STRING ? r->element[9]->str : "");
+			f->dst_before = r->element[10]->type == REDIS_REPLY_STRING ? (int64_t)u64_field(r->element[10]) : -1;
+			f->dst_after = r->element[11]->type == REDIS_REPLY_STRING ? (int64_t)u64_field(r->element[11]) : -1;
 			s->folder_count++;
 		}
 		rq_reply_free(r);

@@ -127,6 +127,20 @@ int mh_job_plan_later(struct rq *q, const char *job_id, const char *owner, unsig
  * not), 0 when it is not complete or not running (e.g. finished already), -1 on error. */
 int mh_job_finish(struct rq *q, const char *job_id, enum mh_job_state *final_r, struct mh_counts *counts_r,
 		  struct mh_err *err);
+/* Before a complete job is finished, a planner counts what its target folders hold
+ * (coordinator/verify.c). For a running, complete job: 1 when this call asked for that (a
+ * "verify:<id>" entry on mh:jobs), 2 when it is done and the job can be finished, 0 when
+ * the job is not complete or its verification is under way; -1 on error. */
+int mh_job_request_verify(struct rq *q, const char *job_id, struct mh_err *err);
+/* Takes a requested verification in owner's (a planner pool's) name: 1 ours, 0 not
+ * wanted (not complete any more, taken by a live pool, done), -1 on error. */
+int mh_job_take_verify(struct rq *q, const char *job_id, const char *owner, struct mh_err *err);
+/* Verification over: error NULL when the target folders were counted, else why not. */
+int mh_job_verified(struct rq *q, const char *job_id, const char *error, struct mh_err *err);
+/* A per-folder count (the target's "dst_before" at planning, "dst_after" when verified);
+ * only_if_unset keeps the first value (a job planned again keeps its first count). */
+int mh_job_folder_set_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
+			    uint64_t value, bool only_if_unset, struct mh_err *err);
 /* One pass over mh:active (one script, one round trip): lists the running jobs that are
  * complete but not finished (their last result came while they were paused, or their
  * coordinator died before finishing them), and submits again (on mh:jobs) the jobs left
@@ -207,6 +221,8 @@ struct mh_counts {
 struct mh_folder_summary {
 	char *src, *dst;
 	struct mh_counts counts;
+	int64_t dst_before; /* messages in the target folder when planned; -1 unknown */
+	int64_t dst_after;  /* when the job was verified; -1 not verified */
 };
 
 struct mh_failure {
@@ -231,6 +247,8 @@ struct mh_job_summary {
 	char phase[16];           /* "checking" while the health check runs, else "" */
 	char check_verdict[16];   /* "ok", "warnings", "blocked"; "" when not checked */
 	char *check_text;         /* the check's report for people (with_details; NULL if none) */
+	char verify[16];          /* "done" once the target folders were counted, else "" or in progress */
+	char verify_error[MH_ERR_DETAIL_MAX]; /* why they could not be counted, "" if they were */
 	char src[600], dst[600];  /* endpoint descriptions (no password) */
 	size_t folder_count;
 	struct mh_folder_summary *folders;

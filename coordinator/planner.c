@@ -683,6 +683,9 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 			struct mh_folder_ref ref = {src_disp, dst_disp, (char *)src[i].name, dst_name, sbox.uidvalidity,
 						    dbox.uidvalidity, uidnext};
 			rc = mh_job_add_folder(p->q, p->job_id, idx, &ref, sbox.count, bytes, err);
+			/* for the summary's before/after table; a job planned again keeps the first */
+			if (rc == 0)
+				rc = mh_job_folder_set_count(p->q, p->job_id, idx, "dst_before", dbox.count, true, err);
 		}
 		if (rc == 0 && sf != NULL)
 			rc = plan_folder_batches(p, idx, sf, dst_name, &sbox, skip, err);
@@ -703,10 +706,9 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 	return rc;
 }
 
-/* Opens one side under the fleet's connection limits, waiting (up to two minutes) for
- * a slot when the account or server is busy. */
-static int open_side(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct mh_job_spec *spec,
-		     enum mh_side side, const struct mh_conn_opts *co, struct mh_conn *conn, struct mh_err *err)
+int planner_open_side(struct rq *q, struct event_base *base, const struct mh_seal_key *key,
+		      const struct mh_job_spec *spec, enum mh_side side, const struct mh_conn_opts *co,
+		      struct mh_conn *conn, struct mh_err *err)
 {
 	char holder[128];
 	uint64_t deadline = mh_now_ms() + 120000;
@@ -814,11 +816,11 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 	/* a job planned again was checked the first time */
 	if (!replan && (spec.flags & MH_JOB_SKIP_CHECK) == 0 && check_phase(q, base, key, &spec, job_id, err) < 0)
 		goto out;
-	if (open_side(q, base, key, &spec, MH_SIDE_SOURCE, &co, &p.src.conn, err) < 0) {
+	if (planner_open_side(q, base, key, &spec, MH_SIDE_SOURCE, &co, &p.src.conn, err) < 0) {
 		mh_err_set(err, err->code, "source: %s", err->detail);
 		goto out;
 	}
-	if (open_side(q, base, key, &spec, MH_SIDE_TARGET, &co, &p.dst.conn, err) < 0) {
+	if (planner_open_side(q, base, key, &spec, MH_SIDE_TARGET, &co, &p.dst.conn, err) < 0) {
 		mh_err_set(err, err->code, "target: %s", err->detail);
 		goto out;
 	}

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "imap_connect.h"
 #include "seal.h"
 
 struct rq;
@@ -39,6 +40,12 @@ void planner_opts_from_settings(struct planner_opts *o, unsigned batch_messages,
  * are then not planned as new). On success the job is "running" with its totals set. On
  * failure (e.g. a login refused) returns -1 with err; the caller marks the job failed.
  * Uses q and base alone: planners in different threads each bring their own. */
+/* Opens one side of spec under the fleet's connection limits, waiting (up to two minutes)
+ * for a slot when the account or server is busy. */
+int planner_open_side(struct rq *q, struct event_base *base, const struct mh_seal_key *key,
+		      const struct mh_job_spec *spec, enum mh_side side, const struct mh_conn_opts *co,
+		      struct mh_conn *conn, struct mh_err *err);
+
 int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct planner_opts *o,
 	     const char *job_id, bool replan, struct mh_err *err);
 

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "jobstore.h"
 #include "log.h"
 #include "rq.h"
+#include "verify.h"
 
 #define ALIVE_TTL_MS 15000u      /* a pool silent this long is taken for dead */
 #define ALIVE_EVERY_MS 3000u
@@ -86,6 +88,30 @@ static void plan_failed(struct plan_thread *t, const char *job_id, const struct 
 	plan_later(t, job_id);
 }
 
+/* The last step before a job ends: count its target folders (verify.h), then finish it.
+ * A failed count does not hold the job back: the summary says why it is missing. */
+static void verify(struct plan_thread *t, const char *job_id)
+{
+	struct planpool *p = t->p;
+	struct mh_err err, why;
+	int mine = mh_job_take_verify(t->q, job_id, p->owner, &err);
+
+	if (mine <= 0) {
+		if (mine < 0)
+			mh_warn("planner", "%s: %s", job_id, err.detail);
+		return;
+	}
+	if (verify_job(t->q, t->base, p->opts.seal_key, &p->opts.planner, job_id, &why) < 0) {
+		mh_warn("planner", "%s: cannot count the target folders: %s (%s)", job_id, mh_err_text(why.code),
+			why.detail);
+		if (mh_job_verified(t->q, job_id, why.detail, &err) < 0)
+			return; /* the sweep hands it out again once we are gone */
+	} else if (mh_job_verified(t->q, job_id, NULL, &err) < 0) {
+		return;
+	}
+	finish_if_complete(t->q, job_id);
+}
+
 static int on_job(void *ctx, const struct rq_entry *e)
 {
 	struct plan_thread *t = ctx;
@@ -94,6 +120,12 @@ static int on_job(void *ctx, const struct rq_entry *e)
 	struct mh_err err;
 	int mine;
 
+	if (e->len > 7 && memcmp(e->value, "verify:", 7) == 0) {
+		snprintf(job_id, sizeof(job_id), "%.*s", (int)e->len - 7, e->value + 7);
+		verify(t, job_id);
+		rq_xack_del(t->q, MH_STREAM_JOBS, MH_GROUP_PLANNERS, e->id, &err);
+		return 0;
+	}
 	snprintf(job_id, sizeof(job_id), "%.*s", (int)e->len, e->value);
 	mine = mh_job_start_planning(t->q, job_id, p->owner, &err);
 	if (mine < 0) {

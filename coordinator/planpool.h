@@ -8,6 +8,9 @@
  * expired (its process was killed) is queued again by the coordinator's sweep and planned
  * again with what the first plan did taken into account.
  *
+ * The same threads take "verify:<id>" entries: the last step of a job whose messages all
+ * have results, counting its target folders (verify.h) before it is finished.
+ *
  * Planning costs two IMAP logins and a chain of round trips per job, about a third of the
  * CPU of copying a small mailbox: pools in the workers let planning grow with the fleet
  * and keep the coordinator light. */

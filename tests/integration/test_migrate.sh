@@ -42,6 +42,18 @@ mh_assert_eq "$total" "$expected" "messages planned (the source holds $expected)
 mh_log "independent comparison"
 mh_mailbox snapshot --server "$MH_TMP/dst" --user alice --password pw-dst --json "$MH_TMP/dst.json" >/dev/null
 mh_mailbox compare "$MH_TMP/src-before.json" "$MH_TMP/dst.json" || mh_fail "target differs from source"
+# The summary's per-folder target counts agree with an independent count of the target.
+python3 - "$MH_TMP/run1.json" "$MH_TMP/dst.json" <<'PY' || mh_fail "summary counts disagree with the target"
+import json, sys
+run, dst = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert run["verified"] is True and run["verify_error"] is None, run
+assert run["folders"], run
+for f in run["folders"]:
+    held = len(dst["folders"].get(f["target"], {}).get("messages", []))
+    assert f["target_after"] == held, (f, held)
+    assert f["target_after"] == f["target_before"] + f["messages"]["copied"], f
+    assert f["messages"]["total"] == f["messages"]["copied"] + f["messages"]["skipped"] + f["messages"]["failed"], f
+PY
 mh_mailbox snapshot --server "$MH_TMP/src" --user alice --password pw-src --json "$MH_TMP/src-after.json" >/dev/null
 mh_mailbox compare "$MH_TMP/src-before.json" "$MH_TMP/src-after.json" || mh_fail "the source changed"
 

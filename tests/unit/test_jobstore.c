@@ -346,6 +346,57 @@ static void test_finish_once_and_only_when_complete(void **state)
 	rq_free(&q);
 }
 
+/* A complete job asks once for its target to be counted; one pool takes that; a pool that
+ * died with it in hand is replaced by the sweep; a requeue asks again. */
+static void test_verification_before_finishing(void **state)
+{
+	struct mh_msg_result m[2];
+	struct rq *q = fresh_job(state, "j-verify", 2);
+	struct redisReply *r;
+	struct mh_job_summary s;
+	struct mh_err err;
+	char **done;
+	size_t ndone, requeued;
+
+	assert_int_equal(mh_job_request_verify(q, "j-verify", &err), 0); /* not complete */
+	results(m, 2, 1, MH_MSG_COPIED, NULL);
+	assert_int_equal(mh_job_record_results(q, "j-verify", 0, 1, m, 2, NULL, &err), 0);
+	assert_int_equal(mh_job_request_verify(q, "j-verify", &err), 1);
+	assert_int_equal(mh_job_request_verify(q, "j-verify", &err), 0); /* asked already */
+	r = rq_command(q, &err, "XRANGE " MH_STREAM_JOBS " - +");
+	assert_non_null(r);
+	assert_int_equal(r->elements, 1);
+	assert_string_equal(r->element[0]->element[1]->element[1]->str, "verify:j-verify");
+	rq_reply_free(r);
+
+	assert_int_equal(mh_job_take_verify(q, "j-verify", "dead-pool/01", &err), 1);
+	assert_int_equal(mh_job_take_verify(q, "j-verify", "other/02", &err), 0);
+	/* its pool died: the sweep asks again */
+	assert_int_equal(mh_job_sweep(q, "me", &done, &ndone, &requeued, &err), 0);
+	mh_job_list_free(done, ndone);
+	assert_int_equal(requeued, 1);
+	assert_int_equal(mh_job_take_verify(q, "j-verify", "other/02", &err), 1);
+
+	assert_int_equal(mh_job_folder_set_count(q, "j-verify", 0, "dst_before", 5, true, &err), 0);
+	assert_int_equal(mh_job_folder_set_count(q, "j-verify", 0, "dst_before", 9, true, &err), 0); /* kept */
+	assert_int_equal(mh_job_folder_set_count(q, "j-verify", 0, "dst_after", 7, false, &err), 0);
+	assert_int_equal(mh_job_verified(q, "j-verify", NULL, &err), 0);
+	assert_int_equal(mh_job_request_verify(q, "j-verify", &err), 2); /* finish now */
+	assert_int_equal(mh_job_load_summary(q, "j-verify", 1, &s, &err), 0);
+	assert_string_equal(s.verify, "done");
+	assert_int_equal(s.folders[0].dst_before, 5);
+	assert_int_equal(s.folders[0].dst_after, 7);
+	mh_job_summary_cleanup(&s);
+
+	/* a requeue counts again */
+	assert_int_equal(mh_job_reopen(q, "j-verify", &err), 0); /* still running: nothing to reopen */
+	r = rq_command(q, &err, "HSET mh:job:j-verify state partial");
+	rq_reply_free(r);
+	assert_int_equal(mh_job_reopen(q, "j-verify", &err), 1);
+	assert_int_equal(mh_job_request_verify(q, "j-verify", &err), 1);
+	rq_free(&q);
+}
+
 /* queued -> planning happens once however many planners try; a queued job planned again
  * after its planner died says so. */
 static void test_start_planning_is_atomic(void **state)
@@ -484,6 +535,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_many_results_counts_each_once),
 		cmocka_unit_test(test_results_of_a_forgotten_job_leave_no_keys),
+		cmocka_unit_test(test_verification_before_finishing),
 		cmocka_unit_test(test_success_replaces_failure_but_not_the_reverse),
 		cmocka_unit_test(test_inflight_marks_follow_the_results),
 		cmocka_unit_test(test_claims_give_each_copy_one_owner),

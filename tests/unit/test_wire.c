@@ -625,7 +625,7 @@ static void test_negative_integers(void **state)
 static void test_out_of_range(void **state)
 {
 	msgpack_object big = o_uint((uint64_t)UINT32_MAX + 1);
-	msgpack_object v2 = o_uint(2), v0 = o_uint(0), v3 = o_uint(3), v4 = o_uint(4), v8 = o_uint(8);
+	msgpack_object v2 = o_uint(2), v0 = o_uint(0), v3 = o_uint(3), v4 = o_uint(4), v64 = o_uint(64);
 	msgpack_object p = o_uint(65536);
 
 	(void)state;
@@ -635,7 +635,7 @@ static void test_out_of_range(void **state)
 	check_mutation(K_JOB, P("src", "pr"), OP_REPLACE, &v2, "src.proto");
 	check_mutation(K_JOB, P("dst", "se"), OP_REPLACE, &v3, "dst.security");
 	check_mutation(K_JOB, P("src", "p"), OP_REPLACE, &p, "src.port");
-	check_mutation(K_JOB, P("fl"), OP_REPLACE, &v8, "flags"); /* an unknown flag bit */
+	check_mutation(K_JOB, P("fl"), OP_REPLACE, &v64, "flags"); /* an unknown flag bit */
 	check_mutation(K_JOB, P("fl"), OP_REPLACE, &big, "flags");
 	check_mutation(K_BATCH, P("fi"), OP_REPLACE, &big, "folder_idx");
 	check_mutation(K_BATCH, P("uv"), OP_REPLACE, &big, "src_uidvalidity");
