@@ -65,8 +65,10 @@ int cli_endpoints_resolve(char *from_url, char *to_url, const char *from_passwor
 	}
 	hide_url_password(from_url);
 	hide_url_password(to_url);
-	if (from->proto != MH_PROTO_IMAP || to->proto != MH_PROTO_IMAP)
-		return mh_err_set(err, MH_E_BAD_URL, "POP3 is not supported yet: use imap:// or imaps://");
+	/* POP3 can be read from, not written to: there is no way to store a message */
+	if (to->proto != MH_PROTO_IMAP)
+		return mh_err_set(err, MH_E_BAD_URL, "--to: the destination must be IMAP (imap:// or imaps://); "
+						     "POP3 works only as a source");
 	if (insecure)
 		mh_warn("cli", "--insecure: TLS certificates are NOT verified; anyone on the path can read the passwords");
 	if (resolve_password(from, from_password_file, "MAILHAUL_FROM_PASSWORD", "from", err) < 0 ||

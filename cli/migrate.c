@@ -31,6 +31,8 @@ struct migrate_args {
 	bool json, quiet;
 	bool ledger_subjects;
 	bool skip_check;
+	const char *pop3_folder; /* POP3 sources: target folder (NULL: INBOX) */
+	const char *pop3_flags;  /* POP3 sources: flags of the copies (NULL: none) */
 	const char *trace_file;
 };
 
@@ -46,8 +48,11 @@ static void usage(FILE *out)
 {
 	fputs("usage: mailhaul migrate --from URL --to URL [options]\n"
 	      "\n"
-	      "  --from URL                source: imap://user@host[:port] (STARTTLS) or imaps://user@host[:port]\n"
-	      "  --to URL                  target, same forms\n"
+	      "  --from URL                source: imap://user@host[:port] (STARTTLS) or imaps://user@host[:port],\n"
+	      "                            or pop3://user@host[:port] (STLS) or pop3s://user@host[:port]\n"
+	      "  --to URL                  target: imap:// or imaps://\n"
+	      "  --pop3-folder NAME        POP3 source: the target folder (default INBOX; created when missing)\n"
+	      "  --pop3-flags FLAGS        POP3 source: flags for the copies, e.g. '\\Seen' (default none)\n"
 	      "  --from-password-file F    source password (first line of F); else $MAILHAUL_FROM_PASSWORD\n"
 	      "  --to-password-file F      target password; else $MAILHAUL_TO_PASSWORD\n"
 	      "  --ca-file F               also trust this CA (PEM)\n"
@@ -74,7 +79,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_err *err)
 {
 	enum { O_FROM = 256, O_TO, O_FROM_PW, O_TO_PW, O_CA, O_INSECURE, O_PLAIN, O_REDIS, O_SEAL, O_WORKERS,
-	       O_JSON, O_QUIET, O_TRACE, O_LOG_LEVEL, O_LOG_FORMAT, O_SUBJECTS, O_SKIP_CHECK, O_HELP };
+	       O_JSON, O_QUIET, O_TRACE, O_LOG_LEVEL, O_LOG_FORMAT, O_SUBJECTS, O_SKIP_CHECK, O_POP3_FOLDER, O_POP3_FLAGS, O_HELP };
 	static const struct option opts[] = {
 		{"from", required_argument, NULL, O_FROM},
 		{"to", required_argument, NULL, O_TO},
@@ -91,6 +96,8 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		{"trace", required_argument, NULL, O_TRACE},
 		{"ledger-subjects", no_argument, NULL, O_SUBJECTS},
 		{"skip-check", no_argument, NULL, O_SKIP_CHECK},
+		{"pop3-folder", required_argument, NULL, O_POP3_FOLDER},
+		{"pop3-flags", required_argument, NULL, O_POP3_FLAGS},
 		{"log-level", required_argument, NULL, O_LOG_LEVEL},
 		{"log-format", required_argument, NULL, O_LOG_FORMAT},
 		{"help", no_argument, NULL, O_HELP},
@@ -127,6 +134,17 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		case O_TRACE: a->trace_file = optarg; break;
 		case O_SUBJECTS: a->ledger_subjects = true; break;
 		case O_SKIP_CHECK: a->skip_check = true; break;
+		case O_POP3_FOLDER:
+			if (*optarg == '\0' || strpbrk(optarg, "\r\n") != NULL)
+				return mh_err_set(err, MH_E_USAGE, "--pop3-folder takes a folder name");
+			a->pop3_folder = optarg;
+			break;
+		case O_POP3_FLAGS:
+			if (!mh_imap_flags_valid(optarg))
+				return mh_err_set(err, MH_E_USAGE,
+						  "--pop3-flags takes IMAP flags separated by spaces, e.g. '\\Seen \\Flagged'");
+			a->pop3_flags = optarg;
+			break;
 		case O_LOG_LEVEL:
 			if (mh_log_level_parse(optarg, &level) < 0)
 				return mh_err_set(err, MH_E_USAGE, "--log-level takes debug, info, warn or error");
@@ -147,6 +165,8 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		return mh_err_set(err, MH_E_USAGE, "unexpected argument \"%s\"", argv[optind]);
 	if (from == NULL || to == NULL)
 		return mh_err_set(err, MH_E_USAGE, "both --from and --to are required");
+	if ((a->pop3_folder != NULL || a->pop3_flags != NULL) && strncmp(from, "pop3", 4) != 0)
+		return mh_err_set(err, MH_E_USAGE, "--pop3-folder and --pop3-flags are for pop3:// and pop3s:// sources");
 	return cli_endpoints_resolve((char *)from, (char *)to, a->from_password_file, a->to_password_file, a->insecure,
 				     &a->from, &a->to, err);
 }
@@ -273,6 +293,10 @@ int cmd_migrate(int argc, char **argv)
 		spec.flags |= MH_JOB_LEDGER_SUBJECTS;
 	if (built == 0 && a.skip_check)
 		spec.flags |= MH_JOB_SKIP_CHECK;
+	if (built == 0) {
+		spec.pop3_folder = (char *)a.pop3_folder;
+		spec.pop3_flags = (char *)a.pop3_flags;
+	}
 	if (built < 0 || mh_job_submit(q, &spec, &err) < 0) {
 		fprintf(stderr, "mailhaul migrate: %s\n", err.detail);
 		rc = err.code == MH_E_CONFIG_FILE ? MH_EXIT_USAGE : MH_EXIT_FAILED;

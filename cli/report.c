@@ -116,6 +116,20 @@ static const char *folder_verdict(const struct mh_folder_summary *f, char *buf, 
 	return buf;
 }
 
+/* A folder name padded to width characters (not bytes: names are UTF-8) and a space; a
+ * longer name pushes the row right rather than being cut. */
+static void put_cell(FILE *out, const char *text, int width)
+{
+	int chars = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++)
+		chars += (*p & 0xC0) != 0x80;
+	fputs(text, out);
+	for (; chars < width; chars++)
+		fputc(' ', out);
+	fputc(' ', out);
+}
+
 /* The source-vs-target table: per folder what the source held, what happened to it, and
  * what the target held before and holds now (counted when the job completed). */
 static void report_folders(FILE *out, const struct mh_job_summary *s)
@@ -132,11 +146,15 @@ static void report_folders(FILE *out, const struct mh_job_summary *s)
 
 		snprintf(before, sizeof(before), f->dst_before >= 0 ? "%" PRId64 : "-", f->dst_before);
 		snprintf(after, sizeof(after), f->dst_after >= 0 ? "%" PRId64 : "-", f->dst_after);
-		fprintf(out, "  %-24s %-24s %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7s %7s  %s\n", f->src,
-			f->dst, f->counts.messages, f->counts.copied, f->counts.skipped, f->counts.failed, before, after,
-			v);
+		fputs("  ", out);
+		put_cell(out, f->src, 24);
+		put_cell(out, f->dst, 24);
+		fprintf(out, "%7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7s %7s  %s\n", f->counts.messages,
+			f->counts.copied, f->counts.skipped, f->counts.failed, before, after, v);
 		odd |= v[0] == '+' || v[0] == '-';
 	}
+	if (s->warning[0] != '\0')
+		fprintf(out, "  warning: %s\n", s->warning);
 	if (s->verify_error[0] != '\0')
 		fprintf(out, "  The target folders could not be counted after the run: %s\n", s->verify_error);
 	else if (strcmp(s->verify, "done") != 0)
@@ -279,6 +297,11 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 	fputs(",\"verify_error\":", out);
 	if (s->verify_error[0] != '\0')
 		mh_json_str(out, s->verify_error);
+	else
+		fputs("null", out);
+	fputs(",\"warning\":", out);
+	if (s->warning[0] != '\0')
+		mh_json_str(out, s->warning);
 	else
 		fputs("null", out);
 	fputs(",\"folders\":[", out);

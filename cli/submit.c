@@ -171,6 +171,8 @@ static int submit_row(struct rq *q, const struct mh_seal_key *key, const struct 
 			   row->ca_file != NULL ? row->ca_file : default_ca_file, key, &spec, job_id, ca_path, err) < 0)
 		return -1;
 	spec.max_connections = row->max_connections;
+	spec.pop3_folder = row->pop3_folder;
+	spec.pop3_flags = row->pop3_flags;
 	if (skip_check)
 		spec.flags |= MH_JOB_SKIP_CHECK;
 	rc = mh_job_submit(q, &spec, err);
@@ -246,11 +248,6 @@ int cmd_submit(int argc, char **argv)
 		const struct mh_csv_row *row = &res.rows[i];
 		char job_id[MH_JOB_ID_MAX];
 
-		if (row->src.proto != MH_PROTO_IMAP) {
-			fprintf(stderr, "%s:%u: POP3 sources are not supported yet: row skipped\n", a.file, row->line);
-			rc = MH_EXIT_FAILED;
-			continue;
-		}
 		if (submit_row(q, &key, row, a.ca_file, a.skip_check, job_id, &err) < 0) {
 			fprintf(stderr, "%s:%u: %s\n", a.file, row->line, err.detail);
 			rc = MH_EXIT_FAILED;

@@ -10,6 +10,8 @@
 
 #include <openssl/crypto.h>
 
+#include "wire.h" /* mh_imap_flags_valid */
+
 /* Fields kept per record. No format has more columns, so a longer record is wrong
  * whatever it is, and the scratch buffer can be allocated once at its largest (never
  * reallocated, so no stray copies of passwords are left behind in freed memory). */
@@ -828,7 +830,8 @@ static void option_apply(struct parse_ctx *c, const char *item, size_t len,
 		option_text(c, "pop3_folder", v, vlen, &row->pop3_folder);
 		break;
 	case O_POP3_FLAGS:
-		option_text(c, "pop3_flags", v, vlen, &row->pop3_flags);
+		if (option_text(c, "pop3_flags", v, vlen, &row->pop3_flags) && !mh_imap_flags_valid(row->pop3_flags))
+			row_problem(c, "options: pop3_flags must be IMAP flags separated by spaces (like \\Seen)");
 		break;
 	case O_COUNT:
 		break;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pop3_connect.h"
 #include "trace.h"
 
 const char *mh_side_name(enum mh_side side)
@@ -51,6 +52,20 @@ static struct mh_tls *shared_tls(const struct mh_tls_opts *o, struct mh_err *err
 	return tls;
 }
 
+struct mh_tls *mh_conn_shared_tls(const struct mh_job_spec *spec, struct mh_err *err)
+{
+	struct mh_tls_opts tls_opts = {.ca_file = spec->ca_file, .insecure = (spec->flags & MH_JOB_INSECURE) != 0};
+
+	return shared_tls(&tls_opts, err);
+}
+
+bool mh_conn_is_open(const struct mh_conn *conn)
+{
+	if (conn->imap != NULL)
+		return imap_client_is_open(conn->imap);
+	return conn->pop3 != NULL && pop3_client_is_open(conn->pop3);
+}
+
 struct open_wait {
 	bool done;
 	bool ok;
@@ -80,6 +95,8 @@ int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum m
 	size_t password_len = 0;
 
 	memset(conn, 0, sizeof(*conn));
+	if (ep->proto == MH_PROTO_POP3 && side == MH_SIDE_SOURCE)
+		return mh_pop3_conn_open(base, spec, key, opts, conn, err);
 	if (ep->proto != MH_PROTO_IMAP)
 		return mh_err_set(err, MH_E_SERVER_CAPABILITY, "%s: only IMAP is supported here",
 				  mh_side_name(side));
@@ -135,8 +152,9 @@ void mh_conn_close(struct mh_conn *conn)
 {
 	struct mh_err err;
 
-	if (conn->imap != NULL) {
+	if (conn->imap != NULL || conn->pop3 != NULL) {
 		imap_client_free(&conn->imap);
+		pop3_client_free(&conn->pop3);
 		/* bufferevents close their socket in a deferred callback: let it run now, so
 		 * that the slot given back below is really free at the server */
 		if (conn->base != NULL)
@@ -160,6 +178,9 @@ int mh_conn_open_leased(struct event_base *base, struct rq *q, const char *holde
 		.user = ep->user,
 		.account_max = spec->max_connections,
 	};
+	/* a POP3 maildrop is locked to one session: a second one would only be refused */
+	if (ep->proto == MH_PROTO_POP3)
+		t.account_max = 1;
 	struct mh_lease lease;
 	int got;
 

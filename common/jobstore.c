@@ -270,6 +270,14 @@ int mh_job_store_check(struct rq *q, const char *job_id, const char *verdict, co
 				 json));
 }
 
+int mh_job_set_warning(struct rq *q, const char *job_id, const char *text, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	return simple(q, err, rq_command(q, err, "HSET %s warning %s", key, text));
+}
+
 int mh_job_set_state(struct rq *q, const char *job_id, enum mh_job_state state, const struct mh_err *error,
 		     struct mh_err *err)
 {
@@ -1142,11 +1150,11 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	r = rq_command(q, err,
 		       "HMGET %s " COUNT_FIELDS
 		       " state created started ended folders error error_detail src dst phase check_verdict verify"
-		       " verify_error",
+		       " verify_error warning",
 		       key);
 	if (r == NULL)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 21 || r->element[8]->type != REDIS_REPLY_STRING) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 22 || r->element[8]->type != REDIS_REPLY_STRING) {
 		rq_reply_free(r);
 		return mh_err_set(err, MH_E_USAGE, "no job %s", job_id);
 	}
@@ -1165,6 +1173,7 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	str_field(r->element[18], s->check_verdict, sizeof(s->check_verdict));
 	str_field(r->element[19], s->verify, sizeof(s->verify));
 	str_field(r->element[20], s->verify_error, sizeof(s->verify_error));
+	str_field(r->element[21], s->warning, sizeof(s->warning));
 	rq_reply_free(r);
 	if (!with_details)
 		return 0;

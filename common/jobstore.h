@@ -13,6 +13,9 @@
  *   mh:job:<id>:claimed      hash: "<folder>:<target uid>" -> source uid: which target copy
  *                            belongs to which source message
  *   mh:job:<id>:parked       list: batches held back while the job is paused
+ *   mh:job:<id>:pop3         hash: POP3 sources: job-local message id -> identity
+ *   mh:pop3:<account hash>   hash: POP3 identity -> "<job> <ms>": what was copied from that
+ *                            source account, by any job (kept across jobs; pop3store.h)
  *   mh:index                 sorted set of job ids by creation time
  *   mh:active                set of jobs not yet in a final state (swept by the coordinator)
  *   mh:retry                 sorted set: batches waiting for their retry time (score: due ms)
@@ -77,6 +80,9 @@ int mh_job_set_phase(struct rq *q, const char *job_id, const char *phase, struct
  * as JSON (both without passwords). */
 int mh_job_store_check(struct rq *q, const char *job_id, const char *verdict, const char *text, const char *json,
 		       struct mh_err *err);
+/* A warning about the whole job that its summary shows (e.g. a POP3 server without UIDL:
+ * duplicates are recognised by size and headers only). */
+int mh_job_set_warning(struct rq *q, const char *job_id, const char *text, struct mh_err *err);
 /* Sets the state; final states also set "ended" (unix ms). error may be NULL. */
 int mh_job_set_state(struct rq *q, const char *job_id, enum mh_job_state state, const struct mh_err *error,
 		     struct mh_err *err);
@@ -249,6 +255,7 @@ struct mh_job_summary {
 	char *check_text;         /* the check's report for people (with_details; NULL if none) */
 	char verify[16];          /* "done" once the target folders were counted, else "" or in progress */
 	char verify_error[MH_ERR_DETAIL_MAX]; /* why they could not be counted, "" if they were */
+	char warning[MH_ERR_DETAIL_MAX];      /* mh_job_set_warning's text, "" if none */
 	char src[600], dst[600];  /* endpoint descriptions (no password) */
 	size_t folder_count;
 	struct mh_folder_summary *folders;

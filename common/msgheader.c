@@ -13,6 +13,8 @@ char *mh_header_message_id(const char *h, size_t len)
 		const char *eol = memchr(line, '\n', (size_t)(end - line));
 		const char *next = eol != NULL ? eol + 1 : end;
 
+		if (*line == '\n' || (*line == '\r' && line + 1 < end && line[1] == '\n'))
+			break; /* the header block ends: a body may follow (a whole message) */
 		if ((size_t)(end - line) > 11 && strncasecmp(line, "message-id:", 11) == 0) {
 			char buf[1024];
 			size_t o = 0;

@@ -58,10 +58,10 @@ static const char *const phase_names[] = {
 	"new", "connecting", "tls", "greeting", "capa", "stls", "login", "ready", "closed",
 };
 
-enum cmd_kind { CMD_CAPA, CMD_STLS, CMD_AUTH, CMD_USER, CMD_PASS, CMD_APOP, CMD_STAT, CMD_UIDL, CMD_LIST, CMD_RETR, CMD_QUIT };
+enum cmd_kind { CMD_CAPA, CMD_STLS, CMD_AUTH, CMD_USER, CMD_PASS, CMD_APOP, CMD_STAT, CMD_UIDL, CMD_LIST, CMD_RETR, CMD_TOP, CMD_QUIT };
 
 /* The client's whole vocabulary. It is read-only: there is no DELE and no RSET here, and
- * no other way to put a command on the wire. */
+ * no other way to put a command on the wire. TOP (RFC 1939 section 7) reads like RETR. */
 static const struct verb {
 	const char *word;
 	enum pop3_expect expect;
@@ -71,7 +71,7 @@ static const struct verb {
 	[CMD_PASS] = {"PASS", POP3_EXPECT_STATUS}, [CMD_APOP] = {"APOP", POP3_EXPECT_STATUS},
 	[CMD_STAT] = {"STAT", POP3_EXPECT_STATUS}, [CMD_UIDL] = {"UIDL", POP3_EXPECT_LINES},
 	[CMD_LIST] = {"LIST", POP3_EXPECT_LINES},  [CMD_RETR] = {"RETR", POP3_EXPECT_BODY},
-	[CMD_QUIT] = {"QUIT", POP3_EXPECT_STATUS},
+	[CMD_TOP] = {"TOP", POP3_EXPECT_BODY},    [CMD_QUIT] = {"QUIT", POP3_EXPECT_STATUS},
 };
 
 struct pop3_client;
@@ -695,6 +695,7 @@ static void cmd_finish(struct pop3_client *c, struct pop3_cmd *cmd, const struct
 			cmd->cb.list(cmd->ctx, NULL, 0, err);
 		break;
 	case CMD_RETR:
+	case CMD_TOP:
 		if (cmd->cb.retr != NULL)
 			cmd->cb.retr(cmd->ctx, cmd->body_bytes, err);
 		break;
@@ -855,7 +856,7 @@ static void on_end(struct pop3_client *c, struct pop3_cmd *cmd, uint64_t total)
 	struct listing *acc = &cmd->acc;
 	char what[48];
 
-	if (cmd->kind == CMD_RETR) {
+	if (cmd->kind == CMD_RETR || cmd->kind == CMD_TOP) {
 		snprintf(what, sizeof(what), "<message %llu bytes>", (unsigned long long)total);
 		trace_received(c, what, NULL);
 	}
@@ -879,7 +880,7 @@ static void on_end(struct pop3_client *c, struct pop3_cmd *cmd, uint64_t total)
 			e[i] = (struct pop3_list_entry){.msgno = acc->msgnos[i], .size = acc->sizes[i]};
 		cmd->cb.list(cmd->ctx, e, acc->n, NULL);
 		free(e);
-	} else if (cmd->kind == CMD_RETR && cmd->cb.retr != NULL) {
+	} else if ((cmd->kind == CMD_RETR || cmd->kind == CMD_TOP) && cmd->cb.retr != NULL) {
 		cmd->cb.retr(cmd->ctx, cmd->body_bytes, NULL);
 	}
 	cmd_free(cmd);
@@ -1688,6 +1689,27 @@ int pop3_client_retr(struct pop3_client *c, uint32_t msgno, const struct pop3_re
 	snprintf(num, sizeof(num), "%u", msgno);
 	cmd->args = xstrdup(num);
 	cmd->trace_keep = strlen(num);
+	if (h != NULL) {
+		cmd->cb.retr = h->done;
+		cmd->data = h->data;
+	}
+	return user_cmd_queue(c, cmd);
+}
+
+int pop3_client_top(struct pop3_client *c, uint32_t msgno, uint32_t lines, const struct pop3_retr_handlers *h,
+		    struct mh_err *err)
+{
+	struct pop3_cmd *cmd;
+	char args[32];
+
+	if (msgno == 0)
+		return mh_err_set(err, MH_E_INTERNAL, "TOP 0: message numbers start at 1");
+	cmd = user_cmd(c, CMD_TOP, h != NULL ? h->ctx : NULL, err);
+	if (cmd == NULL)
+		return -1;
+	snprintf(args, sizeof(args), "%u %u", msgno, lines);
+	cmd->args = xstrdup(args);
+	cmd->trace_keep = strlen(args);
 	if (h != NULL) {
 		cmd->cb.retr = h->done;
 		cmd->data = h->data;

@@ -1,10 +1,10 @@
 /* pop3_client.h - asynchronous POP3 client (RFC 1939) on a libevent bufferevent, with
  * OpenSSL: CAPA (RFC 2449), STLS (RFC 2595), AUTH PLAIN (RFC 5034, RFC 4616), APOP,
- * USER/PASS, STAT, UIDL, LIST, RETR, QUIT.
+ * USER/PASS, STAT, UIDL, LIST, RETR, TOP, QUIT.
  *
  * Read-only by construction: the client has no way to send DELE or RSET. Its whole
  * vocabulary is the table in pop3_client.c (CAPA STLS AUTH USER PASS APOP STAT UIDL LIST
- * RETR QUIT); there is no raw-command API. QUIT ends the session without deleting
+ * RETR TOP QUIT); there is no raw-command API. QUIT ends the session without deleting
  * anything, since nothing was marked deleted. (Some servers mark retrieved messages as
  * read for their IMAP side.)
  *
@@ -149,6 +149,12 @@ struct pop3_retr_handlers {
 };
 int pop3_client_retr(struct pop3_client *c, uint32_t msgno, const struct pop3_retr_handlers *h,
 		     struct mh_err *err);
+
+/* TOP msgno lines (RFC 1939 section 7, optional, "TOP" in CAPA): the header block, the
+ * empty line and the first lines of the body, streamed as for RETR (size counts what
+ * arrived). Servers without TOP answer -ERR. */
+int pop3_client_top(struct pop3_client *c, uint32_t msgno, uint32_t lines, const struct pop3_retr_handlers *h,
+		    struct mh_err *err);
 
 /* QUIT: ends the session (RFC 1939 section 6; nothing is deleted: the client never marks
  * anything) and closes the connection after the server's +OK. Commands queued before it

@@ -1,7 +1,7 @@
 /* wire.c - the msgpack schema of everything that travels through Redis.
  *
  * Layout (keys are short strings; every map carries "v" = MH_WIRE_VERSION):
- *   job spec:     {v, id, src, dst, fl, ct, ca?}
+ *   job spec:     {v, id, src, dst, fl, ct, mc, ca?, p3f?, p3g?}  p3f/p3g: POP3 target folder, flags
  *   endpoint:     {pr, se, h, p, u, pw?}           pw is bin (the sealed password)
  *   batch:        {v, id, b, fi, sf, df, uv, at, m: [{u, s}, ...]}
  *   batch result: {v, id, b, fi, w, m: [{u, st, du, by, e?, d?}, ...], e?, d?}
@@ -31,6 +31,8 @@
 #define K_CREATED "ct", "created"
 #define K_CA_FILE "ca", "ca_file"
 #define K_MAX_CONN "mc", "max_connections"
+#define K_POP3_FOLDER "p3f", "pop3_folder"
+#define K_POP3_FLAGS "p3g", "pop3_flags"
 #define K_PROTO "pr", "proto"
 #define K_SECURITY "se", "security"
 #define K_HOST "h", "host"
@@ -57,6 +59,28 @@
 #define K_SUBJECT "sj", "subject"
 
 #define JOB_FLAGS_KNOWN (MH_JOB_ALLOW_PLAINTEXT | MH_JOB_INSECURE | MH_JOB_LEDGER_SUBJECTS | MH_JOB_SKIP_CHECK)
+
+bool mh_imap_flags_valid(const char *flags)
+{
+	bool word_start = true;
+
+	for (const char *p = flags; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == ' ') {
+			if (word_start)
+				return false; /* empty word: leading or double space */
+			word_start = true;
+			continue;
+		}
+		/* atom-char of RFC 3501 section 9, plus '\\' opening a system flag */
+		if (ch <= 0x20 || ch >= 0x7f || strchr("(){%*\"]", ch) != NULL || (ch == '\\' && !word_start))
+			return false;
+		if (ch == '\\' && (p[1] == ' ' || p[1] == '\0'))
+			return false;
+		word_start = false;
+	}
+	return !word_start || flags[0] == '\0';
+}
 
 /* Frees b->data and empties b; NULL and an empty b are fine. */
 void mh_bytes_free(struct mh_bytes *b)
@@ -205,7 +229,7 @@ int mh_job_spec_encode(const struct mh_job_spec *s, struct mh_bytes *out, struct
 	struct wenc e;
 
 	enc_init(&e);
-	enc_map(&e, 7 + (s->ca_file != NULL));
+	enc_map(&e, 7 + (s->ca_file != NULL) + (s->pop3_folder != NULL) + (s->pop3_flags != NULL));
 	enc_u64(&e, K_VERSION, MH_WIRE_VERSION);
 	enc_str(&e, K_JOB_ID, s->job_id);
 	enc_endpoint(&e, K_SRC, &s->src);
@@ -215,6 +239,10 @@ int mh_job_spec_encode(const struct mh_job_spec *s, struct mh_bytes *out, struct
 	enc_u64(&e, K_MAX_CONN, s->max_connections);
 	if (s->ca_file != NULL)
 		enc_str(&e, K_CA_FILE, s->ca_file);
+	if (s->pop3_folder != NULL)
+		enc_str(&e, K_POP3_FOLDER, s->pop3_folder);
+	if (s->pop3_flags != NULL)
+		enc_str(&e, K_POP3_FLAGS, s->pop3_flags);
 	return enc_finish(&e, "job spec", out, err);
 }
 
@@ -616,8 +644,19 @@ int mh_job_spec_decode(const void *data, size_t len, struct mh_job_spec *s, stru
 	    dec_u64(&d, root, K_FLAGS, 0, UINT32_MAX, &flags) < 0 ||
 	    dec_u64(&d, root, K_CREATED, 0, UINT64_MAX, &s->created) < 0 ||
 	    dec_u64(&d, root, K_MAX_CONN, 0, 1024, &max_conn) < 0 ||
-	    dec_str(&d, root, K_CA_FILE, false, &s->ca_file) < 0)
+	    dec_str(&d, root, K_CA_FILE, false, &s->ca_file) < 0 ||
+	    dec_str(&d, root, K_POP3_FOLDER, false, &s->pop3_folder) < 0 ||
+	    dec_str(&d, root, K_POP3_FLAGS, false, &s->pop3_flags) < 0)
 		goto out;
+	if (s->pop3_folder != NULL && s->pop3_folder[0] == '\0') {
+		dec_fail(&d, "pop3_folder", "empty folder name");
+		goto out;
+	}
+	/* the flags go into an APPEND command as they are: nothing but flag words */
+	if (s->pop3_flags != NULL && !mh_imap_flags_valid(s->pop3_flags)) {
+		dec_fail(&d, "pop3_flags", "not a list of IMAP flags");
+		goto out;
+	}
 	if ((flags & ~(uint64_t)JOB_FLAGS_KNOWN) != 0) {
 		dec_fail(&d, "flags", "unknown flag bits");
 		goto out;
@@ -645,6 +684,8 @@ void mh_job_spec_cleanup(struct mh_job_spec *s)
 	free(s->dst.user);
 	mh_bytes_free(&s->dst.sealed_password);
 	free(s->ca_file);
+	free(s->pop3_folder);
+	free(s->pop3_flags);
 	memset(s, 0, sizeof(*s));
 }
 

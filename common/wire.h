@@ -47,7 +47,15 @@ struct mh_job_spec {
 	char *ca_file;    /* path valid on coordinator and workers, or NULL */
 	uint64_t created; /* unix seconds */
 	uint32_t max_connections; /* per account and side, fleet-wide; 0: the default (limit.h) */
+	/* POP3 sources only: the target folder (NULL: INBOX) and the flags copies get
+	 * (space-separated, e.g. "\\Seen"; NULL: none) */
+	char *pop3_folder;
+	char *pop3_flags;
 };
+
+/* True when flags is "" or space-separated IMAP flags ("\\Seen $Label1"): atoms, a
+ * backslash only at a word's start, single spaces. */
+bool mh_imap_flags_valid(const char *flags);
 
 struct mh_batch_msg {
 	uint32_t uid;

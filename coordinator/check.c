@@ -13,9 +13,12 @@
 
 #include "folder_map.h"
 #include "folders.h"
+#include "imap_utf7.h"
 #include "imap_client.h"
 #include "jobstore.h"
 #include "log.h"
+#include "plan_pop3.h"
+#include "pop3_ident.h"
 #include "textfmt.h"
 
 /* A certificate expiring sooner than this is pointed out. */
@@ -154,32 +157,68 @@ static void record_caps(struct check_side *s, struct imap_client *c)
 		o += (size_t)snprintf(s->capabilities + o, len - o, "%s%s", o ? " " : "", caps[i]);
 }
 
+static enum imap_stage imap_stage_of_pop3(enum pop3_stage st)
+{
+	switch (st) {
+	case POP3_STAGE_CONNECT:
+		return IMAP_STAGE_CONNECT;
+	case POP3_STAGE_TLS:
+		return IMAP_STAGE_TLS;
+	case POP3_STAGE_GREETING:
+		return IMAP_STAGE_GREETING;
+	default:
+		return IMAP_STAGE_LOGIN;
+	}
+}
+
+static void record_pop3_caps(struct check_side *s, struct pop3_client *c)
+{
+	const char *const *caps;
+	size_t n = pop3_client_caps(c, &caps), len = 1, o = 0;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(caps[i]) + 3;
+	s->capabilities = malloc(len);
+	if (s->capabilities == NULL)
+		abort();
+	s->capabilities[0] = '\0';
+	/* CAPA lines may hold spaces ("SASL PLAIN"): keep each one's words together */
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(s->capabilities + o, len - o, "%s%s", o ? " " : "", caps[i]);
+}
+
 static int open_side(struct event_base *base, const struct mh_job_spec *spec, const struct mh_seal_key *key,
 		     const struct check_opts *o, struct check_side *s, struct mh_conn *conn)
 {
 	struct mh_conn_opts co = {.connect_timeout_ms = o->connect_timeout_ms, .command_timeout_ms = o->command_timeout_ms};
 	enum check_step failed;
 
+	bool pop3 = s->side == MH_SIDE_SOURCE && spec->src.proto == MH_PROTO_POP3;
+	const char *ready = pop3 ? "POP3 server ready" : "IMAP server ready";
+
 	if (mh_conn_open(base, spec, s->side, key, &co, conn, &s->error) < 0) {
-		failed = failed_step(&s->error, conn->stage);
+		failed = failed_step(&s->error, pop3 ? imap_stage_of_pop3(conn->pop3_stage) : conn->stage);
 		if (failed > CHECK_CONNECT)
 			step_set(s, CHECK_CONNECT, CHECK_OK, "%s port %u accepts connections", s->host, s->port);
 		if (failed > CHECK_TLS && s->security != MH_SEC_PLAIN)
 			step_set(s, CHECK_TLS, CHECK_OK, "TLS established");
 		if (failed > CHECK_GREETING)
-			step_set(s, CHECK_GREETING, CHECK_OK, "IMAP server ready");
+			step_set(s, CHECK_GREETING, CHECK_OK, "%s", ready);
 		step_set(s, failed, CHECK_FAIL, "%s: %s", mh_err_text(s->error.code), s->error.detail);
 		return -1;
 	}
 	step_set(s, CHECK_CONNECT, CHECK_OK, "%s port %u accepts connections", s->host, s->port);
-	s->tls = imap_client_tls_info(conn->imap, &s->tls_info);
+	s->tls = pop3 ? pop3_client_tls_info(conn->pop3, &s->tls_info) : imap_client_tls_info(conn->imap, &s->tls_info);
 	if (s->tls)
 		step_set(s, CHECK_TLS, CHECK_OK, "%s %s, certificate %s%s", s->tls_info.protocol, s->tls_info.cipher,
 			 s->tls_info.subject, s->tls_info.verified ? " (verified)" : " (NOT verified: --insecure)");
 	else
 		step_set(s, CHECK_TLS, CHECK_WARN, "no TLS: the password and the mail travel unencrypted");
-	record_caps(s, conn->imap);
-	step_set(s, CHECK_GREETING, CHECK_OK, "IMAP server ready");
+	if (pop3)
+		record_pop3_caps(s, conn->pop3);
+	else
+		record_caps(s, conn->imap);
+	step_set(s, CHECK_GREETING, CHECK_OK, "%s", ready);
 	step_set(s, CHECK_LOGIN, CHECK_OK, "logged in as %s", s->user);
 	return 0;
 }
@@ -523,6 +562,92 @@ static void decide(struct check_report *r, uint64_t rate_bytes, unsigned rate_ms
 
 /* --- the run ---------------------------------------------------------------------------- */
 
+struct pop3_stat_wait {
+	bool done, ok;
+	uint32_t count;
+	uint64_t octets;
+	struct mh_err err;
+};
+
+static void on_pop3_stat(void *ctx, uint32_t count, uint64_t octets, const struct mh_err *err)
+{
+	struct pop3_stat_wait *w = ctx;
+
+	w->done = true;
+	w->ok = err == NULL;
+	w->count = count;
+	w->octets = octets;
+	if (err != NULL)
+		w->err = *err;
+}
+
+/* A POP3 source: one folder ("POP3 INBOX") going to the job's pop3_folder; STAT gives
+ * the count and volume, LIST every size (the largest, and what exceeds APPENDLIMIT);
+ * UIDL support decides how duplicates are recognised. */
+static int pop3_source_inventory(struct event_base *base, struct pop3_client *c, const struct mh_job_spec *spec,
+				 const struct mh_side_folders *dst_folders, struct check_report *r,
+				 const struct check_opts *o, struct mh_err *err)
+{
+	struct check_side *s = &r->src;
+	const char *target = spec->pop3_folder != NULL ? spec->pop3_folder : "INBOX";
+	struct pop3_stat_wait w = {0};
+	struct mh_pop3_msg *msgs = NULL;
+	struct check_folder *f;
+	const char *const *caps;
+	size_t n = 0;
+	bool uidl;
+
+	if (pop3_client_stat(c, on_pop3_stat, &w, err) < 0)
+		return -1;
+	if (imap_run_until(base, &w.done) < 0 && !w.done)
+		return mh_err_set(err, MH_E_INTERNAL, "event loop ended during STAT");
+	if (!w.ok) {
+		*err = w.err;
+		return -1;
+	}
+	if (mh_pop3_inventory(base, c, false, &msgs, &n, &uidl, err) < 0)
+		return -1;
+	s->folders = calloc(1, sizeof(*s->folders));
+	if (s->folders == NULL)
+		abort();
+	s->folder_count = 1;
+	f = &s->folders[0];
+	f->name = strdup(MH_POP3_FOLDER_DISPLAY);
+	f->target = strdup(target);
+	{
+		char *raw = NULL;
+		struct mh_err e;
+		f->target_exists = imap_utf8_to_utf7(target, strlen(target), &raw, &e) == 0 &&
+				   mh_side_folders_find(dst_folders, raw) != NULL;
+		free(raw);
+	}
+	f->messages = w.count;
+	f->bytes = w.octets;
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i].size > f->largest)
+			f->largest = msgs[i].size;
+		if (r->dst.appendlimit > 0 && msgs[i].size > r->dst.appendlimit) {
+			if (r->too_big_listed < o->list_max) {
+				r->too_big = realloc(r->too_big, (r->too_big_listed + 1) * sizeof(*r->too_big));
+				if (r->too_big == NULL)
+					abort();
+				/* POP3 has no UIDs: the message number of this session */
+				r->too_big[r->too_big_listed++] =
+					(struct check_big_message){strdup(f->name), msgs[i].msgno, msgs[i].size};
+			}
+			r->too_big_count++;
+		}
+	}
+	free(msgs);
+	add_totals(s, f);
+	if (!pop3_client_has_cap(c, "UIDL") && pop3_client_caps(c, &caps) > 0)
+		problem(r, false, MH_E_SERVER_CAPABILITY,
+			"nothing to do for a single run; for repeated runs, ask the provider to enable UIDL",
+			"The POP3 server does not offer UIDL: messages are recognised by their size and headers, so an "
+			"edited or duplicated message may be copied again or skipped on a later run.");
+	return 0;
+}
+
 static void side_init(struct check_side *s, enum mh_side side, const struct mh_wire_endpoint *ep)
 {
 	memset(s, 0, sizeof(*s));
@@ -542,7 +667,7 @@ int check_run(struct event_base *base, const struct mh_job_spec *spec, const str
 	struct mh_side_folders src_folders = {0}, dst_folders = {0};
 	struct mh_folder_route *routes = NULL;
 	size_t nroutes = 0;
-	bool src_up = false, dst_up = false;
+	bool src_up = false, dst_up = false, pop3_up = false;
 
 	(void)err;
 	if (o.connect_timeout_ms == 0)
@@ -569,6 +694,10 @@ int check_run(struct event_base *base, const struct mh_job_spec *spec, const str
 		if (open_side(base, spec, key, &o, s, c) == 0)
 			*(i == 0 ? &src_up : &dst_up) = true;
 	}
+	if (src_up && spec->src.proto == MH_PROTO_POP3) {
+		pop3_up = true;
+		src_up = false; /* no IMAP folders to read: the POP3 inventory runs below */
+	}
 	if (src_up && mh_side_folders_read(base, src.imap, &src_folders, &r->src.error) < 0) {
 		step_set(&r->src, CHECK_FOLDERS, CHECK_FAIL, "LIST: %s", r->src.error.detail);
 		src_up = false;
@@ -594,6 +723,17 @@ int check_run(struct event_base *base, const struct mh_job_spec *spec, const str
 		}
 	}
 
+	if (pop3_up) {
+		if (pop3_source_inventory(base, src.pop3, spec, &dst_folders, r, &o, &r->src.error) < 0) {
+			step_set(&r->src, CHECK_FOLDERS, CHECK_FAIL, "%s", r->src.error.detail);
+			pop3_up = false;
+		} else {
+			step_set(&r->src, CHECK_FOLDERS, CHECK_OK, "POP3 maildrop: %" PRIu64 " message%s",
+				 r->src.messages, r->src.messages == 1 ? "" : "s");
+			mh_err_clear(&r->src.error);
+			src_up = true;
+		}
+	}
 	judge_connection(r, &r->src);
 	judge_connection(r, &r->dst);
 	judge_tls(r, &r->src, spec);

@@ -18,6 +18,7 @@
 #include "jobstore.h"
 #include "log.h"
 #include "msgheader.h"
+#include "plan_pop3.h"
 #include "rq.h"
 #include "uidset.h"
 #include "wire.h"
@@ -797,6 +798,17 @@ static int check_phase(struct rq *q, struct event_base *base, const struct mh_se
 	return rc;
 }
 
+/* The target server's batch size as learnt so far (see jobstore.h). */
+static int job_batch_size(struct rq *q, const struct planner_opts *o, const struct mh_job_spec *spec,
+			  unsigned *size_r, struct mh_err *err)
+{
+	char server[MH_KEY_MAX];
+	unsigned start = o->batch_start_msgs < o->batch_max_msgs ? o->batch_start_msgs : o->batch_max_msgs;
+
+	mh_key_server(server, sizeof(server), spec->dst.host, spec->dst.port);
+	return mh_batch_size_get(q, server, start, o->batch_max_msgs, size_r, err);
+}
+
 int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct planner_opts *o,
 	     const char *job_id, bool replan, struct mh_err *err)
 {
@@ -816,6 +828,13 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 	/* a job planned again was checked the first time */
 	if (!replan && (spec.flags & MH_JOB_SKIP_CHECK) == 0 && check_phase(q, base, key, &spec, job_id, err) < 0)
 		goto out;
+	if (spec.src.proto == MH_PROTO_POP3) {
+		if (job_batch_size(q, o, &spec, &p.batch_msgs, err) < 0 ||
+		    plan_pop3(q, base, key, o, &spec, replan, p.batch_msgs, err) < 0)
+			goto out;
+		rc = mh_job_planned(q, job_id, err) < 0 ? -1 : 0;
+		goto out;
+	}
 	if (planner_open_side(q, base, key, &spec, MH_SIDE_SOURCE, &co, &p.src.conn, err) < 0) {
 		mh_err_set(err, err->code, "source: %s", err->detail);
 		goto out;
@@ -826,14 +845,8 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 	}
 	if (list_folders(&p, &p.src, err) < 0 || list_folders(&p, &p.dst, err) < 0)
 		goto out;
-	{
-		/* this server's batch size as learnt so far (see jobstore.h) */
-		char server[MH_KEY_MAX];
-		unsigned start = o->batch_start_msgs < o->batch_max_msgs ? o->batch_start_msgs : o->batch_max_msgs;
-		mh_key_server(server, sizeof(server), spec.dst.host, spec.dst.port);
-		if (mh_batch_size_get(q, server, start, o->batch_max_msgs, &p.batch_msgs, err) < 0)
-			goto out;
-	}
+	if (job_batch_size(q, o, &spec, &p.batch_msgs, err) < 0)
+		goto out;
 	if (plan_folders(&p, err) < 0)
 		goto out;
 	rc = mh_job_planned(q, job_id, err) < 0 ? -1 : 0;

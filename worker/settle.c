@@ -297,6 +297,52 @@ static int look_on_target(struct event_base *base, struct imap_client *dst, stru
 	return rc < 0 ? -1 : 1;
 }
 
+/* Claims, for each settle message whose copy was confirmed, one target UID. */
+static int claim_found(struct settle *s, const size_t *index, const char *dst_folder, settle_claim_cb_t *claim,
+		       void *claim_ctx, uint32_t *found_r, struct mh_err *err)
+{
+	for (size_t i = 0; i < s->count; i++) {
+		struct settle_msg *m = &s->msgs[i];
+		size_t n = 0;
+		uint32_t uid = 0;
+
+		for (size_t k = 0; k < m->ncands; k++)
+			if (m->confirmed[k])
+				m->cands[n++] = m->cands[k];
+		if (n == 0)
+			continue;
+		qsort(m->cands, n, sizeof(*m->cands), cmp_u32);
+		if (claim(claim_ctx, m->uid, m->cands, n, &uid, err) < 0)
+			return -1;
+		found_r[index[i]] = uid;
+		if (uid != 0)
+			mh_info("settle", "%s: UID %" PRIu32 " was already copied (target UID %" PRIu32 "), not again",
+				dst_folder, m->uid, uid);
+	}
+	return 0;
+}
+
+static void settle_msg_init(struct settle_msg *m, uint32_t uid, uint64_t size)
+{
+	m->uid = uid;
+	m->size = size;
+	m->cands = calloc(SETTLE_CANDS_MAX, sizeof(*m->cands));
+	m->confirmed = calloc(SETTLE_CANDS_MAX, sizeof(*m->confirmed));
+	if (m->cands == NULL || m->confirmed == NULL)
+		abort();
+}
+
+static void settle_cleanup(struct settle *s)
+{
+	for (size_t i = 0; i < s->count; i++) {
+		free(s->msgs[i].header);
+		free(s->msgs[i].message_id);
+		free(s->msgs[i].cands);
+		free(s->msgs[i].confirmed);
+	}
+	free(s->msgs);
+}
+
 int settle_inflight(struct event_base *base, struct imap_client *src, struct imap_client *dst,
 		    struct copy_source_state *src_state, const struct mh_batch *b, const bool *inflight,
 		    const struct settle_target *target, settle_claim_cb_t *claim, void *claim_ctx, uint32_t *found_r,
@@ -312,55 +358,55 @@ int settle_inflight(struct event_base *base, struct imap_client *src, struct ima
 	if (s.msgs == NULL || index == NULL)
 		abort();
 	for (size_t i = 0; i < b->count; i++) {
-		struct settle_msg *m;
 		if (!inflight[i])
 			continue;
-		m = &s.msgs[s.count];
-		index[s.count++] = i;
-		m->uid = b->msgs[i].uid;
-		m->size = b->msgs[i].size;
-		m->cands = calloc(SETTLE_CANDS_MAX, sizeof(*m->cands));
-		m->confirmed = calloc(SETTLE_CANDS_MAX, sizeof(*m->confirmed));
-		if (m->cands == NULL || m->confirmed == NULL)
-			abort();
+		index[s.count] = i;
+		settle_msg_init(&s.msgs[s.count++], b->msgs[i].uid, b->msgs[i].size);
 	}
 	if (s.count == 0)
 		goto out;
 	if (copy_select_source(base, src, src_state, b, err) < 0 || fetch_source_headers(base, src, &s, err) < 0 ||
-	    look_on_target(base, dst, &s, b, target, err) < 0) {
+	    look_on_target(base, dst, &s, b, target, err) < 0 ||
+	    claim_found(&s, index, b->dst_folder, claim, claim_ctx, found_r, err) < 0)
 		rc = -1;
-		goto out;
-	}
-	for (size_t i = 0; i < s.count; i++) {
-		struct settle_msg *m = &s.msgs[i];
-		size_t n = 0;
-		uint32_t uid = 0;
-
-		for (size_t k = 0; k < m->ncands; k++)
-			if (m->confirmed[k])
-				m->cands[n++] = m->cands[k];
-		if (n == 0)
-			continue;
-		qsort(m->cands, n, sizeof(*m->cands), cmp_u32);
-		if (claim(claim_ctx, m->uid, m->cands, n, &uid, err) < 0) {
-			rc = -1;
-			break;
-		}
-		found_r[index[i]] = uid;
-		if (uid != 0)
-			mh_info("settle", "%s: UID %" PRIu32 " was already copied (target UID %" PRIu32 "), not again",
-				b->dst_folder, m->uid, uid);
-	}
 out:
 	if (rc < 0)
 		memset(found_r, 0, b->count * sizeof(*found_r));
-	for (size_t i = 0; i < s.count; i++) {
-		free(s.msgs[i].header);
-		free(s.msgs[i].message_id);
-		free(s.msgs[i].cands);
-		free(s.msgs[i].confirmed);
+	settle_cleanup(&s);
+	free(index);
+	return rc;
+}
+
+int settle_with_headers(struct event_base *base, struct imap_client *dst, const struct mh_batch *b,
+			const bool *inflight, const char *const *headers, const size_t *header_lens,
+			const struct settle_target *target, settle_claim_cb_t *claim, void *claim_ctx, uint32_t *found_r,
+			struct mh_err *err)
+{
+	struct settle s = {0};
+	size_t *index;
+	int rc = 0;
+
+	memset(found_r, 0, b->count * sizeof(*found_r));
+	s.msgs = calloc(b->count + 1, sizeof(*s.msgs));
+	index = calloc(b->count + 1, sizeof(*index));
+	if (s.msgs == NULL || index == NULL)
+		abort();
+	for (size_t i = 0; i < b->count; i++) {
+		struct settle_msg *m;
+		if (!inflight[i] || headers[i] == NULL)
+			continue;
+		index[s.count] = i;
+		m = &s.msgs[s.count++];
+		settle_msg_init(m, b->msgs[i].uid, b->msgs[i].size);
+		m->header = without_cr(headers[i], header_lens[i], &m->header_len);
+		m->message_id = mh_header_message_id(headers[i], header_lens[i]);
 	}
-	free(s.msgs);
+	if (s.count > 0 && (look_on_target(base, dst, &s, b, target, err) < 0 ||
+			    claim_found(&s, index, b->dst_folder, claim, claim_ctx, found_r, err) < 0))
+		rc = -1;
+	if (rc < 0)
+		memset(found_r, 0, b->count * sizeof(*found_r));
+	settle_cleanup(&s);
 	free(index);
 	return rc;
 }

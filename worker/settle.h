@@ -36,4 +36,13 @@ int settle_inflight(struct event_base *base, struct imap_client *src, struct ima
 		    const struct settle_target *target, settle_claim_cb_t *claim, void *claim_ctx, uint32_t *found_r,
 		    struct mh_err *err);
 
+/* The same for a source whose messages are already in memory (POP3): headers[i] is
+ * message i's header block with its closing empty line, as BODY[HEADER] would give it
+ * (header_lens[i] bytes), or NULL to leave message i alone. The source is not touched.
+ * 0 or -1 as above. */
+int settle_with_headers(struct event_base *base, struct imap_client *dst, const struct mh_batch *b,
+			const bool *inflight, const char *const *headers, const size_t *header_lens,
+			const struct settle_target *target, settle_claim_cb_t *claim, void *claim_ctx, uint32_t *found_r,
+			struct mh_err *err);
+
 #endif

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "copy_pop3.h"
 #include "imap_connect.h"
+#include "pop3_connect.h"
 #include "jobstore.h"
 #include "planpool.h"
 #include "log.h"
@@ -86,12 +88,13 @@ static int ensure_connections(struct worker_thread *t, const struct mh_batch *b,
 		int got;
 
 		/* a lapsed slot may have been given to someone else: reconnect under a new one */
-		if (c->imap != NULL && (!imap_client_is_open(c->imap) || mh_conn_refresh_lease(c, &lapsed) < 0)) {
+		if ((c->imap != NULL || c->pop3 != NULL) &&
+		    (!mh_conn_is_open(c) || mh_conn_refresh_lease(c, &lapsed) < 0)) {
 			mh_conn_close(c);
 			if (sides[i].side == MH_SIDE_SOURCE)
 				copy_source_state_reset(&t->src_state);
 		}
-		if (c->imap != NULL)
+		if (c->imap != NULL || c->pop3 != NULL)
 			continue;
 		if (sides[i].side == MH_SIDE_SOURCE)
 			copy_source_state_reset(&t->src_state);
@@ -188,6 +191,36 @@ static void add_results(struct mh_batch_result *res, struct mh_msg_result *more,
 	res->count += n;
 }
 
+/* A POP3 source's batch (copy_pop3.h). The source session ends after every batch: the
+ * account allows one connection fleet-wide, and the next batch may go to another worker. */
+static void run_pop3_batch(struct worker_thread *t, struct mh_batch *b, const bool *inflight,
+			   struct mh_batch_result *res)
+{
+	struct claim_ctx cc = {t->rq, b};
+	struct copy_pop3_args a = {
+		.base = t->base, .q = t->rq, .spec = &t->spec, .src = t->src.pop3, .dst = t->dst.imap,
+		.inflight = inflight, .claim = claim_target_uid, .claim_ctx = &cc,
+	};
+	struct mh_folder_ref f;
+	struct mh_err e;
+
+	if (mh_job_load_folder(t->rq, b->job_id, b->folder_idx, &f, &e) == 0) {
+		a.target = (struct settle_target){f.dst_uidvalidity, f.dst_uidnext};
+		mh_folder_ref_cleanup(&f);
+	}
+	/* Marked before the first byte goes out, as for IMAP (see run_batch). */
+	if (mh_job_mark_inflight(t->rq, b->job_id, b->folder_idx, b->msgs, b->count, &e) < 0) {
+		mh_err_set(&e, MH_E_REDIS, "cannot mark the batch in flight: %s", e.detail);
+		fail_batch(b, res, &e);
+	} else if (copy_pop3_batch(&a, b, res, &e) < 0) {
+		if (!t->handing_back)
+			mh_warn("worker", "batch %s/%" PRIu64 ": %s (%s); reconnecting", b->job_id, b->batch_id,
+				mh_err_text(e.code), e.detail);
+		drop_connections(t);
+	}
+	mh_conn_quit(&t->src);
+}
+
 /* Returns false when the batch could not start for lack of a connection slot; it then
  * goes back to the retry schedule and no result is published. inflight[i]: an earlier
  * attempt may have appended message i. */
@@ -235,6 +268,10 @@ static bool run_batch(struct worker_thread *t, struct mh_batch *b, const bool *i
 		fail_batch(b, res, &e);
 		return true;
 	}
+	if (t->spec.src.proto == MH_PROTO_POP3) {
+		run_pop3_batch(t, b, inflight, res);
+		goto results;
+	}
 	for (size_t i = 0; i < b->count; i++)
 		any_inflight |= inflight[i];
 	if (any_inflight && settle_batch(t, b, inflight, &settled, &nsettled, &e) < 0) {
@@ -258,6 +295,7 @@ static bool run_batch(struct worker_thread *t, struct mh_batch *b, const bool *i
 	}
 	add_results(res, settled, nsettled);
 	free(settled);
+results:
 	for (size_t i = 0; i < res->count; i++) {
 		copied += res->msgs[i].status == MH_MSG_COPIED;
 		failed += res->msgs[i].status == MH_MSG_FAILED;
@@ -283,7 +321,7 @@ static void refresh_leases(struct worker_thread *t)
 	if (mh_now_ms() - t->leases_refreshed_ms < MH_CONN_LEASE_REFRESH_MS)
 		return;
 	t->leases_refreshed_ms = mh_now_ms();
-	if (t->src.imap != NULL)
+	if (t->src.imap != NULL || t->src.pop3 != NULL)
 		mh_conn_refresh_lease(&t->src, &err);
 	if (t->dst.imap != NULL)
 		mh_conn_refresh_lease(&t->dst, &err);
@@ -310,6 +348,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 		   t->opts->shutdown_grace_ms);
 	if (t->src.imap != NULL)
 		imap_client_abort(t->src.imap, &why);
+	if (t->src.pop3 != NULL)
+		pop3_client_abort(t->src.pop3, &why);
 	if (t->dst.imap != NULL)
 		imap_client_abort(t->dst.imap, &why);
 }

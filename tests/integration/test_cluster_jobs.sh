@@ -64,7 +64,8 @@ submit() { # USER [MIGRATE-OPTION...] : starts `mailhaul migrate --redis` in the
     mh_register_pid $follower
     job=
     for i in $(seq 100); do
-        job=$(sed -n 's/^job \(j-[0-9a-f]*\) submitted$/\1/p' "$MH_TMP/$user.err")
+        # the background shell may not have opened its stderr file yet (seen under load)
+        job=$(sed -n 's/^job \(j-[0-9a-f]*\) submitted$/\1/p' "$MH_TMP/$user.err" 2>/dev/null || true)
         [ -n "$job" ] && return 0
         sleep 0.1
     done

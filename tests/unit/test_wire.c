@@ -47,6 +47,8 @@ static void job_fill(struct mh_job_spec *s, bool full)
 		bytes_set(&s->dst.sealed_password, "x", 1);
 		s->flags = MH_JOB_ALLOW_PLAINTEXT | MH_JOB_INSECURE;
 		s->ca_file = strdup("/etc/ssl/ca.pem");
+		s->pop3_folder = strdup("Old POP3 mail");
+		s->pop3_flags = strdup("\\Seen $Imported");
 	}
 }
 
@@ -144,6 +146,8 @@ static void job_check_round_trip(bool full)
 	assert_ep_eq(&s.dst, &t.dst);
 	assert_int_equal(s.flags, t.flags);
 	assert_str_eq_null(s.ca_file, t.ca_file);
+	assert_str_eq_null(s.pop3_folder, t.pop3_folder);
+	assert_str_eq_null(s.pop3_flags, t.pop3_flags);
 	assert_true(s.created == t.created);
 	assert_int_equal(s.max_connections, t.max_connections);
 	mh_job_spec_cleanup(&t);
@@ -546,6 +550,8 @@ static const struct field fields[] = {
 	{K_JOB, P("ct"), "created", true, false},
 	{K_JOB, P("mc"), "max_connections", true, false},
 	{K_JOB, P("ca"), "ca_file", false, true},
+	{K_JOB, P("p3f"), "pop3_folder", false, true},
+	{K_JOB, P("p3g"), "pop3_flags", false, true},
 	{K_JOB, P("src", "pr"), "src.proto", true, false},
 	{K_JOB, P("src", "se"), "src.security", true, false},
 	{K_JOB, P("src", "h"), "src.host", true, true},
@@ -645,6 +651,27 @@ static void test_out_of_range(void **state)
 	check_mutation(K_RESULT, P("m", "1", "st"), OP_REPLACE, &v4, "msgs[1].status");
 	check_mutation(K_RESULT, P("m", "1", "du"), OP_REPLACE, &big, "msgs[1].dst_uid");
 	check_mutation(K_RESULT, P("fi"), OP_REPLACE, &big, "folder_idx");
+}
+
+/* The POP3 flags go into APPEND as they are: anything but flag words is refused. */
+static void test_pop3_options_checked(void **state)
+{
+	msgpack_object inject = o_str("\\Seen) {5}"), crlf = o_str("\\Seen\r\nA1 LOGOUT"), empty = o_str("");
+
+	(void)state;
+	check_mutation(K_JOB, P("p3g"), OP_REPLACE, &inject, "pop3_flags");
+	check_mutation(K_JOB, P("p3g"), OP_REPLACE, &crlf, "pop3_flags");
+	check_mutation(K_JOB, P("p3f"), OP_REPLACE, &empty, "pop3_folder");
+	assert_true(mh_imap_flags_valid(""));
+	assert_true(mh_imap_flags_valid("\\Seen"));
+	assert_true(mh_imap_flags_valid("\\Seen \\Flagged $Label1"));
+	assert_false(mh_imap_flags_valid(" \\Seen"));
+	assert_false(mh_imap_flags_valid("\\Seen "));
+	assert_false(mh_imap_flags_valid("\\Seen  \\Draft"));
+	assert_false(mh_imap_flags_valid("a\\b"));
+	assert_false(mh_imap_flags_valid("\\"));
+	assert_false(mh_imap_flags_valid("(\\Seen)"));
+	assert_false(mh_imap_flags_valid("\"x\""));
 }
 
 static void test_string_limits(void **state)
@@ -796,6 +823,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_job_round_trip),
+		cmocka_unit_test(test_pop3_options_checked),
 		cmocka_unit_test(test_batch_round_trip),
 		cmocka_unit_test(test_result_round_trip),
 		cmocka_unit_test(test_encode_rejects_missing_required),
