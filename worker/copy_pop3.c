@@ -182,14 +182,15 @@ static void on_append_done(void *ctx, const struct imap_response *tagged, const 
 	if (err == NULL) {
 		if (tagged != NULL)
 			got = imap_reply_appenduid(tagged, &uidvalidity, uids, COPY_APPEND_MAX_MSGS);
-		/* recorded before the results exist: a crash now leaves at most in-flight marks */
-		record_copied(r, c->idx, c->n);
-		for (size_t k = 0; k < c->n; k++)
-			set_result(r, c->idx[k], MH_MSG_COPIED, got == (int)c->n ? uids[k] : 0, NULL);
+		/* the worst moment to die: on the target, recorded nowhere (settle.h finds them) */
 		if (mh_fault("append-ok")) {
 			mh_error("copy", "fault append-ok: exiting as if killed");
 			_exit(137);
 		}
+		/* recorded before the results exist: a crash now leaves at most in-flight marks */
+		record_copied(r, c->idx, c->n);
+		for (size_t k = 0; k < c->n; k++)
+			set_result(r, c->idx[k], MH_MSG_COPIED, got == (int)c->n ? uids[k] : 0, NULL);
 	} else if (conn_error(err)) {
 		r->dst_broken = true;
 		r->conn_err = *err;

@@ -33,9 +33,11 @@ export MAILHAUL_SEAL_KEY_FILE=$MH_TMP/seal.key MAILHAUL_REDIS=$REDIS_URL MAILHAU
 trace=$MH_TMP/cluster-trace
 MAILHAUL_TRACE_FILE=$trace "$MH_BUILD_DIR/mailhaul-coordinator" 2>>"$MH_TMP/coordinator.log" &
 mh_register_pid $!
+workers=()
 for w in 1 2; do
     MAILHAUL_TRACE_FILE=$trace "$MH_BUILD_DIR/mailhaul-worker" --concurrency 2 --name "w$w" 2>>"$MH_TMP/worker$w.log" &
     mh_register_pid $!
+    workers+=($!)
 done
 
 json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
@@ -167,6 +169,52 @@ mh_assert_eq "$(json "$MH_TMP/erin2.json" 'd["messages"]["copied"]')" 0 "copied 
 mh_assert_eq "$(json "$MH_TMP/erin2.json" 'd["messages"]["skipped"]')" 5 "skipped by a second embedded run"
 mh_mailbox snapshot --server "$MH_TMP/dst" --user erin --password dst-erin --json "$MH_TMP/erin-dst.json" >/dev/null
 mh_assert_eq "$(json "$MH_TMP/erin-dst.json" 'len(d["folders"]["INBOX"]["messages"])')" 5 "erin's target (no duplicates)"
+
+mh_log "health check of a POP3 source: count, volume, largest message, UIDL"
+MAILHAUL_FROM_PASSWORD=src-bob MAILHAUL_TO_PASSWORD=dst-bob "$mh" check --json --ca-file "$MH_CA_FILE" \
+    --from "pop3s://bob@127.0.0.1:$src_POP3S_PORT" --to "imap://bob@127.0.0.1:$dst_IMAP_PORT" \
+    >"$MH_TMP/check.json" || mh_fail "check exited $?"
+MAILHAUL_POP3_DISABLE_CAPS=UIDL MAILHAUL_FROM_PASSWORD=src-bob MAILHAUL_TO_PASSWORD=dst-bob "$mh" check --json \
+    --ca-file "$MH_CA_FILE" --from "pop3s://bob@127.0.0.1:$src_POP3S_PORT" \
+    --to "imap://bob@127.0.0.1:$dst_IMAP_PORT" >"$MH_TMP/check-nouidl.json" || mh_fail "check without UIDL exited $?"
+python3 - "$MH_TMP/check.json" "$MH_TMP/check-nouidl.json" <<'PY' || mh_fail "check of a POP3 source: $(cat "$MH_TMP/check.json")"
+import json, sys
+d, n = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+src = d["source"]
+assert d["verdict"] in ("ok", "warnings"), d["verdict"]
+assert src["messages"] == 7 and src["bytes"] > 300000 and src["largest"] > 300000, src
+assert all(s["status"] in ("ok", "skipped") for s in src["steps"].values()), src["steps"]
+assert not any("UIDL" in p["cause"] for p in d["problems"]), d["problems"]
+assert any("UIDL" in p["cause"] and p["severity"] == "warning" for p in n["problems"]), n["problems"]
+PY
+
+mh_log "a worker killed right after an APPEND: the message is found on the target, not copied twice"
+kill -KILL "${workers[@]}"
+mh_adduser dst fred dst-fred
+mh_adduser src fred src-fred
+sleep 1.1
+fill fred base
+# the whole batch goes in one MULTIAPPEND: the worker dies once the target accepted it,
+# before anything is recorded
+MAILHAUL_FAULTS=append-ok:1 "$MH_BUILD_DIR/mailhaul-worker" --concurrency 1 --name doomed \
+    2>>"$MH_TMP/worker-doomed.log" &
+mh_register_pid $!
+doomed=$!
+MAILHAUL_FROM_PASSWORD=src-fred MAILHAUL_TO_PASSWORD=dst-fred "$mh" migrate --redis "$REDIS_URL" \
+    --from "pop3s://fred@127.0.0.1:$src_POP3S_PORT" --to "imap://fred@127.0.0.1:$dst_IMAP_PORT" \
+    --ca-file "$MH_CA_FILE" --json --quiet >"$MH_TMP/fred.json" &
+mh_register_pid $!
+follower=$!
+for i in $(seq 600); do kill -0 "$doomed" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$doomed" 2>/dev/null && kill -KILL "$doomed"
+grep -q "fault append-ok" "$MH_TMP/worker-doomed.log" ||
+    mh_fail "the fault did not fire: $(tail -5 "$MH_TMP/worker-doomed.log")"
+"$MH_BUILD_DIR/mailhaul-worker" --concurrency 2 --name rescuer --claim-idle 1 2>>"$MH_TMP/worker-rescuer.log" &
+mh_register_pid $!
+wait "$follower" || mh_fail "the rescued job did not end well: $(cat "$MH_TMP/fred.json")"
+mh_assert_eq "$(json "$MH_TMP/fred.json" 'd["messages"]["copied"]')" 5 "copied after the crash"
+mh_mailbox snapshot --server "$MH_TMP/dst" --user fred --password dst-fred --json "$MH_TMP/fred-dst.json" >/dev/null
+mh_assert_eq "$(json "$MH_TMP/fred-dst.json" 'len(d["folders"]["INBOX"]["messages"])')" 5 "fred's target (no duplicates)"
 
 if grep -Eq "^source > (DELE|RSET)" "$trace" "$MH_TMP/trace-nouidl"; then
     mh_fail "DELE or RSET was sent to a source"
