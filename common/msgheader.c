@@ -51,3 +51,40 @@ char *mh_header_message_id(const char *h, size_t len)
 	}
 	return NULL;
 }
+
+char *mh_header_field(const char *h, size_t len, const char *name)
+{
+	const char *end = h + len, *line = h;
+	size_t nlen = strlen(name);
+
+	while (line < end) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		const char *next = eol != NULL ? eol + 1 : end;
+
+		if (*line == '\n' || (*line == '\r' && line + 1 < end && line[1] == '\n'))
+			break;
+		if ((size_t)(end - line) > nlen && strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+			char buf[1024];
+			size_t o = 0;
+			const char *v = line + nlen + 1;
+
+			for (;;) { /* the value runs on through continuation lines */
+				for (; v < next && o + 1 < sizeof(buf); v++)
+					if (*v != '\r' && *v != '\n')
+						buf[o++] = *v == '\t' ? ' ' : *v;
+				if (next >= end || (*next != ' ' && *next != '\t'))
+					break;
+				v = next;
+				eol = memchr(v, '\n', (size_t)(end - v));
+				next = eol != NULL ? eol + 1 : end;
+			}
+			while (o > 0 && buf[o - 1] == ' ')
+				o--;
+			buf[o] = '\0';
+			v = buf + strspn(buf, " ");
+			return *v != '\0' ? strdup(v) : NULL;
+		}
+		line = next;
+	}
+	return NULL;
+}

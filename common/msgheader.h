@@ -9,4 +9,8 @@
  * Heap string. */
 char *mh_header_message_id(const char *h, size_t len);
 
+/* The value of the first field called name (case-insensitive, without the colon),
+ * unfolded and trimmed, at most 1023 bytes; NULL when absent or empty. Heap string. */
+char *mh_header_field(const char *h, size_t len, const char *name);
+
 #endif

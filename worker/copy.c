@@ -310,7 +310,7 @@ static char *subject_value(const char *h, size_t len)
 	return o > 0 ? strdup(buf) : NULL;
 }
 
-static char *subject_for_ledger(const char *subject, bool plain)
+char *copy_ledger_subject(const char *subject, bool plain)
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
@@ -352,7 +352,7 @@ static void on_subject_untagged(void *ctx, const struct imap_response *resp)
 		struct mh_msg_result *res = &r->res->msgs[m - r->msgs];
 		if (subject != NULL) {
 			free(res->subject);
-			res->subject = subject_for_ledger(subject, f->plain);
+			res->subject = copy_ledger_subject(subject, f->plain);
 			free(subject);
 		}
 	}

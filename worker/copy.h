@@ -41,4 +41,8 @@ int copy_batch(struct event_base *base, struct imap_client *src, struct imap_cli
 	       struct copy_source_state *src_state, const struct mh_batch *b, bool plain_subjects,
 	       struct mh_batch_result *res, struct mh_err *err);
 
+/* A failed message's subject as the failure ledger keeps it: readable (sanitized) when
+ * plain (--ledger-subjects), else "sha256:" and the first 12 hex digits of its hash. */
+char *copy_ledger_subject(const char *subject, bool plain);
+
 #endif

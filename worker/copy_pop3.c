@@ -15,6 +15,7 @@
 #include "imap_client.h"
 #include "log.h"
 #include "msgdate.h"
+#include "msgheader.h"
 #include "pop3_client.h"
 #include "pop3_ident.h"
 #include "pop3store.h"
@@ -25,6 +26,7 @@ struct pmsg {
 	struct evbuffer *body;   /* while retrieved */
 	bool retrieved, done, retry_alone;
 	char date[MH_IMAP_DATE_LEN];
+	char *subject;           /* for the failure ledger (hashed unless --ledger-subjects) */
 };
 
 struct prun {
@@ -55,6 +57,7 @@ static void set_result(struct prun *r, size_t i, enum mh_msg_status st, uint32_t
 	m->error = e != NULL ? strdup(mh_err_name(e->code)) : NULL;
 	m->detail = e != NULL && e->detail[0] != '\0' ? strdup(e->detail) : NULL;
 	m->date = st == MH_MSG_FAILED && r->msgs[i].date[0] != '\0' ? strdup(r->msgs[i].date) : NULL;
+	m->subject = st == MH_MSG_FAILED && r->msgs[i].subject != NULL ? strdup(r->msgs[i].subject) : NULL;
 	r->msgs[i].done = true;
 	if (r->msgs[i].body != NULL) {
 		evbuffer_free(r->msgs[i].body);
@@ -256,13 +259,20 @@ static void append_all(struct prun *r, const size_t *idx, size_t n, bool multi, 
 		r->dst_broken = true;
 }
 
-static void mark_date(struct pmsg *m)
+/* INTERNALDATE, and the subject should the message fail. */
+static void mark_date(struct pmsg *m, bool plain_subject)
 {
 	size_t hl = header_len(m->body);
 	const char *h = (const char *)evbuffer_pullup(m->body, (ev_ssize_t)hl);
+	char *subject = h != NULL ? mh_header_field(h, hl, "Subject") : NULL;
 
 	if (h == NULL || mh_header_internaldate(h, hl, m->date) == MH_DATE_NONE)
 		mh_imap_date_from_time(time(NULL), m->date);
+	if (subject != NULL) {
+		free(m->subject);
+		m->subject = copy_ledger_subject(subject, plain_subject);
+		free(subject);
+	}
 }
 
 /* --- the batch --------------------------------------------------------------------------- */
@@ -403,7 +413,7 @@ static void copy_chunk(struct prun *r, const size_t *idx, size_t n, struct mh_er
 			struct pmsg *m = &r->msgs[idx[k]];
 			if (m->done || !m->retrieved)
 				continue;
-			mark_date(m);
+			mark_date(m, (r->a->spec->flags & MH_JOB_LEDGER_SUBJECTS) != 0);
 			ready[nready++] = idx[k];
 		}
 		if (multi && nready > 1) {
@@ -513,6 +523,7 @@ int copy_pop3_batch(const struct copy_pop3_args *a, const struct mh_batch *b, st
 out:
 	for (size_t i = 0; i < b->count; i++) {
 		free(r.msgs[i].ident);
+		free(r.msgs[i].subject);
 		if (r.msgs[i].body != NULL)
 			evbuffer_free(r.msgs[i].body);
 	}
