@@ -116,14 +116,35 @@ static const char *folder_verdict(const struct mh_folder_summary *f, char *buf, 
 	return buf;
 }
 
-/* A folder name padded to width characters (not bytes: names are UTF-8) and a space; a
- * longer name pushes the row right rather than being cut. */
+/* Columns a code point takes on a terminal: 2 for the East Asian wide ranges (CJK,
+ * Hangul, full-width forms), else 1. Without the locale's wcwidth(): the CLI runs in
+ * whatever locale it is given. */
+static int columns_of(uint32_t cp)
+{
+	return (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
+			       (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFE30 && cp <= 0xFE4F) ||
+			       (cp >= 0xFF00 && cp <= 0xFF60) || (cp >= 0xFFE0 && cp <= 0xFFE6) ||
+			       (cp >= 0x20000 && cp <= 0x3FFFD)
+		       ? 2
+		       : 1;
+}
+
+/* A folder name padded to width terminal columns (names are UTF-8) and a space; a longer
+ * name pushes the row right rather than being cut. */
 static void put_cell(FILE *out, const char *text, int width)
 {
 	int chars = 0;
 
-	for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++)
-		chars += (*p & 0xC0) != 0x80;
+	for (const unsigned char *p = (const unsigned char *)text; *p != '\0';) {
+		uint32_t cp = *p;
+		int more = *p >= 0xF0 ? 3 : *p >= 0xE0 ? 2 : *p >= 0xC0 ? 1 : 0;
+
+		if (more > 0)
+			cp &= 0x3Fu >> more;
+		for (p++; more > 0 && (*p & 0xC0) == 0x80; more--, p++)
+			cp = cp << 6 | (*p & 0x3Fu);
+		chars += columns_of(cp);
+	}
 	fputs(text, out);
 	for (; chars < width; chars++)
 		fputc(' ', out);
