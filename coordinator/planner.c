@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "folder_map.h"
+#include "folders.h"
 #include "imap_connect.h"
 #include "imap_utf7.h"
 #include "jobstore.h"
@@ -41,19 +42,9 @@ struct plan_box {
 	struct plan_msg *hashing;
 };
 
-struct plan_folder {
-	char *name; /* server form (modified UTF-7) */
-	char sep;
-	unsigned special;
-	bool noselect;
-};
-
 struct plan_side {
 	struct mh_conn conn;
-	struct plan_folder *folders;
-	size_t count, cap;
-	char *ns_prefix;
-	char ns_sep;
+	struct mh_side_folders f; /* NAMESPACE and LIST (folders.h) */
 };
 
 struct plan {
@@ -67,7 +58,6 @@ struct plan {
 	struct imap_cmd_handlers h;
 	bool done, ok;
 	struct mh_err cmd_err;
-	struct plan_side *side; /* LIST/NAMESPACE target */
 	struct plan_box *box;   /* EXAMINE/FETCH target */
 
 	uint64_t total_msgs, total_bytes, batches;
@@ -121,91 +111,14 @@ static int wait_cmd(struct plan *p, int queued, struct mh_err *err)
 
 /* --- NAMESPACE and LIST ---------------------------------------------------------------- */
 
-static char *arg_strdup(const struct imap_arg *a)
-{
-	char *s;
-
-	if (a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_STRING && a->type != IMAP_ARG_LITERAL)
-		return NULL;
-	s = malloc(a->len + 1);
-	if (s == NULL)
-		abort();
-	memcpy(s, a->str, a->len);
-	s[a->len] = '\0';
-	return s;
-}
-
-static void on_namespace(void *ctx, const struct imap_response *r)
-{
-	struct plan *p = ctx;
-	const struct imap_arg *personal, *first;
-
-	/* * NAMESPACE (("INBOX." ".")) NIL NIL : the first personal namespace counts */
-	if (r->name == NULL || strcmp(r->name, "NAMESPACE") != 0 || r->count < 1)
-		return;
-	personal = &r->args[0];
-	if (personal->type != IMAP_ARG_LIST || personal->count < 1)
-		return;
-	first = &personal->items[0];
-	if (first->type != IMAP_ARG_LIST || first->count < 2)
-		return;
-	free(p->side->ns_prefix);
-	p->side->ns_prefix = arg_strdup(&first->items[0]);
-	if (first->items[1].type == IMAP_ARG_STRING && first->items[1].len == 1)
-		p->side->ns_sep = first->items[1].str[0];
-}
-
-static void on_list(void *ctx, const struct imap_response *r)
-{
-	struct plan *p = ctx;
-	struct plan_side *s = p->side;
-	struct plan_folder *f;
-	const struct imap_arg *attrs;
-
-	if (r->name == NULL || strcmp(r->name, "LIST") != 0 || r->count < 3 || r->args[0].type != IMAP_ARG_LIST)
-		return;
-	if (s->count == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 32;
-		s->folders = realloc(s->folders, s->cap * sizeof(*s->folders));
-		if (s->folders == NULL)
-			abort();
-	}
-	f = &s->folders[s->count];
-	memset(f, 0, sizeof(*f));
-	f->name = arg_strdup(&r->args[2]);
-	if (f->name == NULL)
-		return;
-	if (r->args[1].type == IMAP_ARG_STRING && r->args[1].len == 1)
-		f->sep = r->args[1].str[0];
-	attrs = &r->args[0];
-	for (size_t i = 0; i < attrs->count; i++) {
-		const struct imap_arg *a = &attrs->items[i];
-		if (imap_arg_is(a, "\\Noselect") || imap_arg_is(a, "\\NonExistent"))
-			f->noselect = true;
-		f->special |= mh_special_use_from_attr(a->str, a->len);
-	}
-	s->count++;
-}
-
 static int list_folders(struct plan *p, struct plan_side *s, struct mh_err *err)
 {
-	p->side = s;
-	if (imap_client_has_cap(s->conn.imap, "NAMESPACE") &&
-	    PLAN_CMD(p, s, on_namespace, NULL, err, "NAMESPACE") < 0)
-		return -1;
-	if (s->ns_prefix == NULL)
-		s->ns_prefix = strdup("");
-	if (imap_client_has_cap(s->conn.imap, "SPECIAL-USE"))
-		return PLAN_CMD(p, s, on_list, NULL, err, "LIST \"\" \"*\" RETURN (SPECIAL-USE)");
-	return PLAN_CMD(p, s, on_list, NULL, err, "LIST \"\" \"*\"");
+	return mh_side_folders_read(p->base, s->conn.imap, &s->f, err);
 }
 
 static void side_cleanup(struct plan_side *s)
 {
-	for (size_t i = 0; i < s->count; i++)
-		free(s->folders[i].name);
-	free(s->folders);
-	free(s->ns_prefix);
+	mh_side_folders_cleanup(&s->f);
 	mh_conn_close(&s->conn);
 	memset(s, 0, sizeof(*s));
 }
@@ -488,7 +401,7 @@ static int settled_by_earlier_plan(struct plan *p, uint32_t idx, const struct pl
 	return rc;
 }
 
-static int plan_folder_batches(struct plan *p, uint32_t idx, const struct plan_folder *sf, const char *dst_name,
+static int plan_folder_batches(struct plan *p, uint32_t idx, const struct mh_side_folder *sf, const char *dst_name,
 			       const struct plan_box *src, const bool *skip, struct mh_err *err)
 {
 	const struct planner_opts *o = p->opts;
@@ -548,15 +461,6 @@ static int plan_folder_batches(struct plan *p, uint32_t idx, const struct plan_f
 
 /* --- folders ------------------------------------------------------------------------- */
 
-static const struct plan_folder *find_folder(const struct plan_side *s, const char *name)
-{
-	for (size_t i = 0; i < s->count; i++)
-		if (strcmp(s->folders[i].name, name) == 0 ||
-		    (strcasecmp(name, "INBOX") == 0 && strcasecmp(s->folders[i].name, "INBOX") == 0))
-			return &s->folders[i];
-	return NULL;
-}
-
 static int create_folder(struct plan *p, const char *name, struct mh_err *err)
 {
 	if (PLAN_CMD(p, &p->dst, NULL, NULL, err, "CREATE %s", name) == 0)
@@ -565,15 +469,6 @@ static int create_folder(struct plan *p, const char *name, struct mh_err *err)
 	if (err->code == MH_E_FOLDER_CREATE && strstr(err->detail, "ALREADYEXISTS") != NULL)
 		return 0;
 	return -1;
-}
-
-static char *display_name(const char *name)
-{
-	char *utf8 = NULL;
-
-	if (imap_utf7_to_utf8(name, strlen(name), &utf8, NULL) < 0)
-		return strdup(name);
-	return utf8;
 }
 
 /* INBOX first, then by name: the order folders are copied in. */
@@ -589,35 +484,35 @@ static int cmp_folder(const void *a, const void *b)
 
 static int plan_folders(struct plan *p, struct mh_err *err)
 {
-	struct mh_folder *src = calloc(p->src.count + 1, sizeof(*src));
-	struct mh_folder *dst = calloc(p->dst.count + 1, sizeof(*dst));
-	struct mh_namespace src_ns = {p->src.ns_prefix, p->src.ns_sep};
-	struct mh_namespace dst_ns = {p->dst.ns_prefix, p->dst.ns_sep};
+	struct mh_folder *src = calloc(p->src.f.count + 1, sizeof(*src));
+	struct mh_folder *dst = calloc(p->dst.f.count + 1, sizeof(*dst));
+	struct mh_namespace src_ns = {p->src.f.ns_prefix, p->src.f.ns_sep};
+	struct mh_namespace dst_ns = {p->dst.f.ns_prefix, p->dst.f.ns_sep};
 	size_t nsrc = 0;
 	uint32_t idx = 0;
 	int rc = 0;
 
 	if (src == NULL || dst == NULL)
 		abort();
-	for (size_t i = 0; i < p->src.count; i++) {
-		const struct plan_folder *f = &p->src.folders[i];
+	for (size_t i = 0; i < p->src.f.count; i++) {
+		const struct mh_side_folder *f = &p->src.f.items[i];
 		unsigned special = f->special;
 		if (f->noselect)
 			continue;
 		if (special == 0) {
 			/* servers without SPECIAL-USE: recognise "Sent Items" and friends by name */
-			char *utf8 = display_name(f->name);
+			char *utf8 = mh_folder_display_name(f->name);
 			special = mh_special_use_guess(utf8);
 			free(utf8);
 		}
 		src[nsrc++] = (struct mh_folder){f->name, f->sep, special};
 	}
-	for (size_t i = 0; i < p->dst.count; i++)
-		dst[i] = (struct mh_folder){p->dst.folders[i].name, p->dst.folders[i].sep, p->dst.folders[i].special};
-	if (src_ns.sep == 0 && p->src.count > 0)
-		src_ns.sep = p->src.folders[0].sep;
-	if (dst_ns.sep == 0 && p->dst.count > 0)
-		dst_ns.sep = p->dst.folders[0].sep;
+	for (size_t i = 0; i < p->dst.f.count; i++)
+		dst[i] = (struct mh_folder){p->dst.f.items[i].name, p->dst.f.items[i].sep, p->dst.f.items[i].special};
+	if (src_ns.sep == 0 && p->src.f.count > 0)
+		src_ns.sep = p->src.f.items[0].sep;
+	if (dst_ns.sep == 0 && p->dst.f.count > 0)
+		dst_ns.sep = p->dst.f.items[0].sep;
 	qsort(src, nsrc, sizeof(*src), cmp_folder);
 	mh_special_use_dedupe(src, nsrc);
 
@@ -626,12 +521,12 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		char *dst_name = NULL, *src_disp, *dst_disp;
 		bool renamed = false, *skip;
 		uint64_t bytes = 0;
-		const struct plan_folder *sf = NULL;
+		const struct mh_side_folder *sf = NULL;
 
-		for (size_t k = 0; k < p->src.count; k++)
-			if (p->src.folders[k].name == src[i].name)
-				sf = &p->src.folders[k];
-		if (mh_folder_map(&src[i], &src_ns, dst, p->dst.count, &dst_ns, &dst_name, &renamed, err) < 0) {
+		for (size_t k = 0; k < p->src.f.count; k++)
+			if (p->src.f.items[k].name == src[i].name)
+				sf = &p->src.f.items[k];
+		if (mh_folder_map(&src[i], &src_ns, dst, p->dst.f.count, &dst_ns, &dst_name, &renamed, err) < 0) {
 			mh_warn("planner", "%s: folder %s cannot be mapped: %s", p->job_id, src[i].name, err->detail);
 			continue;
 		}
@@ -646,7 +541,7 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 			break;
 		}
 		memset(&dbox, 0, sizeof(dbox));
-		if (find_folder(&p->dst, dst_name) == NULL) {
+		if (mh_side_folders_find(&p->dst.f, dst_name) == NULL) {
 			if (create_folder(p, dst_name, err) < 0) {
 				mh_warn("planner", "%s: cannot create %s: %s", p->job_id, dst_name, err->detail);
 				box_cleanup(&sbox);
@@ -669,8 +564,8 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		for (size_t k = 0; k < sbox.count; k++)
 			bytes += sbox.msgs[k].size;
 
-		src_disp = display_name(src[i].name);
-		dst_disp = display_name(dst_name);
+		src_disp = mh_folder_display_name(src[i].name);
+		dst_disp = mh_folder_display_name(dst_name);
 		if (renamed)
 			mh_warn("planner", "%s: folder \"%s\" becomes \"%s\" on the target (separator clash)", p->job_id,
 				src_disp, dst_disp);
