@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "endpoint.h"
 #include "rq.h"
@@ -497,12 +498,87 @@ out:
 	return rc;
 }
 
+/* --- sync now ------------------------------------------------------------------------------ */
+
+/* Copies what is new on the source since the job's last run, and prints that run's
+ * summary: the job's totals, and what this run added to them. */
+static int cmd_sync(int argc, char **argv)
+{
+	struct jobs_args a;
+	struct mh_job_summary before, after;
+	const struct timespec tick = {0, 200 * 1000 * 1000};
+	struct rq *q;
+	struct mh_err err;
+	int rc = MH_EXIT_OK, queued;
+
+	if (parse_jobs_args("sync", argc, argv, &a) < 0)
+		return MH_EXIT_USAGE;
+	if (a.job_count != 1) {
+		fprintf(stderr, "usage: mailhaul sync JOB [--json] (with the passwords, as for requeue)\n");
+		return MH_EXIT_USAGE;
+	}
+	if ((q = connect_or_say("sync", a.redis_url)) == NULL)
+		return MH_EXIT_CONNECT;
+	if (mh_job_load_summary(q, a.jobs[0], 0, &before, &err) < 0) {
+		fprintf(stderr, "mailhaul sync: %s\n", err.detail);
+		rq_free(&q);
+		return MH_EXIT_FAILED;
+	}
+	if (!mh_job_state_is_final(before.state) || before.state == MH_JOB_CANCELLED) {
+		fprintf(stderr, "mailhaul sync: job %s is %s: only an ended job can be synced\n", before.job_id,
+			mh_job_summary_state(&before));
+		rq_free(&q);
+		return MH_EXIT_FAILED;
+	}
+	if (restore_credentials(q, before.job_id, &a, &err) < 0 ||
+	    (queued = mh_job_sync_submit(q, before.job_id, &err)) < 0) {
+		fprintf(stderr, "mailhaul sync: %s\n", err.detail);
+		rq_free(&q);
+		return err.code == MH_E_NO_PASSWORD ? MH_EXIT_USAGE : MH_EXIT_FAILED;
+	}
+	if (queued == 0) {
+		fprintf(stderr, "mailhaul sync: job %s is not ended any more\n", before.job_id);
+		rq_free(&q);
+		return MH_EXIT_FAILED;
+	}
+	if (!a.json)
+		fprintf(stderr, "%s: sync queued\n", before.job_id);
+	for (;;) {
+		if (mh_job_load_summary(q, before.job_id, 1, &after, &err) < 0) {
+			fprintf(stderr, "mailhaul sync: lost track of the job: %s\n", err.detail);
+			rq_free(&q);
+			return MH_EXIT_FAILED;
+		}
+		/* "queued" until a planner takes it: a final state then means this run ended */
+		if (mh_job_state_is_final(after.state))
+			break;
+		mh_job_summary_cleanup(&after);
+		nanosleep(&tick, NULL);
+	}
+	if (a.json) {
+		report_json(stdout, &after);
+	} else {
+		report_human(stdout, &after);
+		printf("\n  This sync: %" PRIu64 " copied, %" PRIu64 " skipped (already on the target)\n",
+		       after.counts.copied - before.counts.copied, after.counts.skipped - before.counts.skipped);
+	}
+	if (after.state == MH_JOB_FAILED)
+		rc = MH_EXIT_CONNECT;
+	else if (after.state != MH_JOB_DONE)
+		rc = MH_EXIT_FAILED;
+	mh_job_summary_cleanup(&after);
+	rq_free(&q);
+	return rc;
+}
+
 int cmd_jobs(const char *cmd, int argc, char **argv)
 {
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(argc, argv);
 	if (strcmp(cmd, "summary") == 0)
 		return cmd_summary(argc, argv);
+	if (strcmp(cmd, "sync") == 0)
+		return cmd_sync(argc, argv);
 	if (strcmp(cmd, "failures") == 0)
 		return cmd_failures(argc, argv);
 	if (strcmp(cmd, "requeue") == 0)

@@ -21,6 +21,8 @@ static void usage(FILE *out)
 	      "  status [JOB...] [--json]      jobs in the cluster: state, progress, rate, ETA\n"
 	      "  summary JOB... [--json]       a job's summary, as migrate prints it: totals, folders (source\n"
 	      "                                vs target), health check problems, failures by cause and fix\n"
+	      "  sync JOB [--json]             copy what is new on the source since the job's last run\n"
+	      "                                (passwords as for requeue)\n"
 	      "  pause|resume|cancel JOB...    hold a job's batches back, release them, or stop the job\n"
 	      "  failures JOB [--csv]          the job's failed messages with the reason and the fix\n"
 	      "  requeue JOB [--folder NAME] [--batch ID] [--error CODE]\n"
@@ -63,7 +65,7 @@ int main(int argc, char **argv)
 		return cmd_migrate(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
-	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "summary") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
+	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "summary") == 0 || strcmp(argv[1], "sync") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
 	    strcmp(argv[1], "cancel") == 0 || strcmp(argv[1], "failures") == 0 || strcmp(argv[1], "requeue") == 0)
 		return cmd_jobs(argv[1], argc - 1, argv + 1);
 	if (strcmp(argv[1], "records") == 0 || strcmp(argv[1], "forget") == 0)

@@ -432,6 +432,7 @@ int mh_job_planned(struct rq *q, const char *job_id, struct mh_err *err)
 {
 	static const char script[] =
 		"local st = redis.call('HGET', KEYS[1], 'state')\n"
+		"redis.call('HDEL', KEYS[1], 'sync')\n"
 		"if st == 'planning' then redis.call('HSET', KEYS[1], 'state', 'running') return 1 end\n"
 		"if st == 'paused' then redis.call('HSET', KEYS[1], 'paused_from', 'running') return 1 end\n"
 		"return 0\n";
@@ -635,6 +636,36 @@ int mh_job_folder_set_count(struct rq *q, const char *job_id, uint32_t folder_id
 	mh_key_folder(key, sizeof(key), job_id, folder_idx);
 	return simple(q, err,
 		      rq_command(q, err, "%s %s %s %" PRIu64, only_if_unset ? "HSETNX" : "HSET", key, field, value));
+}
+
+int mh_job_sync_submit(struct rq *q, const char *job_id, struct mh_err *err)
+{
+	static const char script[] =
+		"local st = redis.call('HGET', KEYS[1], 'state')\n"
+		"if st ~= 'partial' and st ~= 'done' and st ~= 'failed' then return 0 end\n"
+		"redis.call('HSET', KEYS[1], 'state', 'queued', 'replan', '1', 'sync', '1')\n"
+		"redis.call('HINCRBY', KEYS[1], 'syncs', 1)\n"
+		"redis.call('HDEL', KEYS[1], 'ended', 'verify', 'verify_error', 'verified', 'error', 'error_detail',\n"
+		"           'planner')\n"
+		"redis.call('SADD', 'mh:active', ARGV[1])\n"
+		"redis.call('XADD', 'mh:jobs', '*', 'job', ARGV[1])\n"
+		"return 1\n";
+	return job_script(q, job_id, script, job_id, err);
+}
+
+int mh_job_folder_get_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
+			    uint64_t *value_r, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+	struct redisReply *r;
+
+	mh_key_folder(key, sizeof(key), job_id, folder_idx);
+	r = rq_command(q, err, "HGET %s %s", key, field);
+	if (r == NULL)
+		return -1;
+	*value_r = u64_field(r);
+	rq_reply_free(r);
+	return 0;
 }
 
 int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err)

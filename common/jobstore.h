@@ -161,6 +161,14 @@ void mh_key_planner(char *buf, size_t len, const char *owner);
 int mh_planner_alive(struct rq *q, const char *owner, unsigned ttl_ms, struct mh_err *err);
 /* A pool that stops cleanly says so, and nobody waits for its key to expire. */
 int mh_planner_gone(struct rq *q, const char *owner, struct mh_err *err);
+/* "Sync now": an ended job (done, partial, failed) is queued again, to be planned as an
+ * incremental run (its "sync" field set until planned): messages that have a result are
+ * left alone, unchanged folders are not read (planner.c). Counts accumulate over runs.
+ * 1 queued, 0 not ended (running, paused, cancelled...), -1 on error. */
+int mh_job_sync_submit(struct rq *q, const char *job_id, struct mh_err *err);
+/* A numeric field of a folder hash (0 when absent). */
+int mh_job_folder_get_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
+			    uint64_t *value_r, struct mh_err *err);
 /* A finished job (partial, done, failed) becomes running again (for a requeue). */
 int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err);
 /* Takes failed messages out of the counts and the failure ledger, so their next result

@@ -2,6 +2,7 @@
 #include "planner.h"
 
 #include <event2/buffer.h>
+#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -63,6 +64,8 @@ struct plan {
 	uint64_t total_msgs, total_bytes, batches;
 	unsigned batch_msgs; /* this job's batch size (adaptive, per target server) */
 	bool replan;         /* an earlier plan was interrupted: its batches may be out there */
+	bool sync;           /* "sync now" (jobstore.h): folders unchanged since the last plan are not read */
+	uint32_t known_folders; /* folders the job had before this plan */
 };
 
 /* --- running one command to completion -------------------------------------------- */
@@ -482,6 +485,88 @@ static int cmp_folder(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* --- sync: what changed since the last plan ------------------------------------------- */
+
+struct folder_status {
+	uint64_t uidnext, uidvalidity;
+};
+
+static void on_status(void *ctx, const struct imap_response *r)
+{
+	struct folder_status *st = ctx;
+	const struct imap_arg *list;
+
+	if (r->name == NULL || strcmp(r->name, "STATUS") != 0 || r->count < 2 || r->args[1].type != IMAP_ARG_LIST)
+		return;
+	list = &r->args[1];
+	for (size_t i = 0; i + 1 < list->count; i += 2) {
+		if (imap_arg_is(&list->items[i], "UIDNEXT"))
+			imap_arg_number(&list->items[i + 1], UINT32_MAX, &st->uidnext);
+		else if (imap_arg_is(&list->items[i], "UIDVALIDITY"))
+			imap_arg_number(&list->items[i + 1], UINT32_MAX, &st->uidvalidity);
+	}
+}
+
+enum folder_change { FOLDER_NEW, FOLDER_UNCHANGED, FOLDER_GREW, FOLDER_RENUMBERED };
+
+/* Where a source folder stands against the job's earlier plans: *idx_r is its folder
+ * index (a new one for a new folder, or for one whose UIDVALIDITY changed: its old UIDs
+ * mean nothing any more, and its old results stay with the old index). One STATUS. */
+static int folder_change(struct plan *p, const char *name, uint32_t *next_idx, uint32_t *idx_r,
+			 enum folder_change *change_r, struct mh_err *err)
+{
+	struct folder_status st = {0};
+	uint64_t uidnext = 0;
+
+	for (uint32_t i = 0; i < p->known_folders; i++) {
+		struct mh_folder_ref f;
+		bool same;
+
+		if (mh_job_load_folder(p->q, p->job_id, i, &f, err) < 0)
+			return -1;
+		same = strcmp(f.src_raw, name) == 0;
+		if (same && imap_client_run(p->base, p->src.conn.imap, on_status, NULL, &st, err,
+					    "STATUS %s (UIDNEXT UIDVALIDITY)", name) <= 0) {
+			mh_folder_ref_cleanup(&f);
+			return -1;
+		}
+		if (same && mh_job_folder_get_count(p->q, p->job_id, i, "src_uidnext", &uidnext, err) < 0) {
+			mh_folder_ref_cleanup(&f);
+			return -1;
+		}
+		if (same && st.uidvalidity == f.uidvalidity) {
+			mh_folder_ref_cleanup(&f);
+			*idx_r = i;
+			*change_r = st.uidnext != 0 && st.uidnext == uidnext ? FOLDER_UNCHANGED : FOLDER_GREW;
+			return 0;
+		}
+		mh_folder_ref_cleanup(&f);
+		if (same) {
+			*idx_r = (*next_idx)++;
+			*change_r = FOLDER_RENUMBERED;
+			return 0;
+		}
+	}
+	*idx_r = (*next_idx)++;
+	*change_r = FOLDER_NEW;
+	return 0;
+}
+
+/* The job's totals over every folder it ever planned (a sync leaves some unread). */
+static int sum_folders(struct plan *p, uint32_t folders, struct mh_err *err)
+{
+	p->total_msgs = p->total_bytes = 0;
+	for (uint32_t i = 0; i < folders; i++) {
+		uint64_t m = 0, b = 0;
+		if (mh_job_folder_get_count(p->q, p->job_id, i, "messages", &m, err) < 0 ||
+		    mh_job_folder_get_count(p->q, p->job_id, i, "bytes", &b, err) < 0)
+			return -1;
+		p->total_msgs += m;
+		p->total_bytes += b;
+	}
+	return 0;
+}
+
 static int plan_folders(struct plan *p, struct mh_err *err)
 {
 	struct mh_folder *src = calloc(p->src.f.count + 1, sizeof(*src));
@@ -489,7 +574,8 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 	struct mh_namespace src_ns = {p->src.f.ns_prefix, p->src.f.ns_sep};
 	struct mh_namespace dst_ns = {p->dst.f.ns_prefix, p->dst.f.ns_sep};
 	size_t nsrc = 0;
-	uint32_t idx = 0;
+	uint32_t idx = 0, next_idx = p->known_folders;
+	size_t unchanged = 0;
 	int rc = 0;
 
 	if (src == NULL || dst == NULL)
@@ -522,6 +608,30 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		bool renamed = false, *skip;
 		uint64_t bytes = 0;
 		const struct mh_side_folder *sf = NULL;
+		uint32_t this_idx = idx;
+
+		if (p->sync) {
+			enum folder_change change;
+			if (folder_change(p, src[i].name, &next_idx, &this_idx, &change, err) < 0) {
+				rc = -1;
+				break;
+			}
+			if (change == FOLDER_UNCHANGED) {
+				unchanged++;
+				continue; /* one STATUS, nothing read */
+			}
+			if (change == FOLDER_RENUMBERED) {
+				char *disp = mh_folder_display_name(src[i].name);
+				mh_warn("planner", "%s: the UIDVALIDITY of %s changed: compared with the target in full",
+					p->job_id, disp);
+				if (mh_job_set_warning(p->q, p->job_id, "a source folder was recreated (its UIDVALIDITY changed): "
+							"it was compared with the target in full, and nothing was copied twice", err) < 0)
+					rc = -1;
+				free(disp);
+				if (rc < 0)
+					break;
+			}
+		}
 
 		for (size_t k = 0; k < p->src.f.count; k++)
 			if (p->src.f.items[k].name == src[i].name)
@@ -578,13 +688,20 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 				uidnext = dbox.msgs[dbox.count - 1].uid + 1;
 			struct mh_folder_ref ref = {src_disp, dst_disp, (char *)src[i].name, dst_name, sbox.uidvalidity,
 						    dbox.uidvalidity, uidnext};
-			rc = mh_job_add_folder(p->q, p->job_id, idx, &ref, sbox.count, bytes, err);
+			rc = mh_job_add_folder(p->q, p->job_id, this_idx, &ref, sbox.count, bytes, err);
 			/* for the summary's before/after table; a job planned again keeps the first */
 			if (rc == 0)
-				rc = mh_job_folder_set_count(p->q, p->job_id, idx, "dst_before", dbox.count, true, err);
+				rc = mh_job_folder_set_count(p->q, p->job_id, this_idx, "dst_before", dbox.count, true, err);
 		}
 		if (rc == 0 && sf != NULL)
-			rc = plan_folder_batches(p, idx, sf, dst_name, &sbox, skip, err);
+			rc = plan_folder_batches(p, this_idx, sf, dst_name, &sbox, skip, err);
+		if (rc == 0) {
+			/* what a sync compares with: the next UID the source will give */
+			uint32_t next = sbox.uidnext;
+			if (sbox.count > 0 && sbox.msgs[sbox.count - 1].uid >= next)
+				next = sbox.msgs[sbox.count - 1].uid + 1;
+			rc = mh_job_folder_set_count(p->q, p->job_id, this_idx, "src_uidnext", next, false, err);
+		}
 		p->total_msgs += sbox.count;
 		p->total_bytes += bytes;
 		idx++;
@@ -597,6 +714,13 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 	}
 	free(src);
 	free(dst);
+	if (p->sync) {
+		/* every folder ever planned counts, read this time or not */
+		idx = next_idx;
+		if (rc == 0)
+			rc = sum_folders(p, idx, err);
+		mh_info("planner", "%s: sync: %zu unchanged folders not read", p->job_id, unchanged);
+	}
 	if (rc == 0)
 		rc = mh_job_set_plan(p->q, p->job_id, idx, p->total_msgs, p->total_bytes, p->batches, err);
 	return rc;
@@ -704,6 +828,26 @@ static int job_batch_size(struct rq *q, const struct planner_opts *o, const stru
 	return mh_batch_size_get(q, server, start, o->batch_max_msgs, size_r, err);
 }
 
+/* Whether this plan is a "sync now" run, and how many folders earlier plans recorded. */
+static int sync_state(struct rq *q, const char *job_id, bool *sync_r, uint32_t *folders_r, struct mh_err *err)
+{
+	struct mh_job_summary s;
+	char key[MH_KEY_MAX];
+	struct redisReply *r;
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	r = rq_command(q, err, "HGET %s sync", key);
+	if (r == NULL)
+		return -1;
+	*sync_r = r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0;
+	rq_reply_free(r);
+	if (mh_job_load_summary(q, job_id, 0, &s, err) < 0)
+		return -1;
+	*folders_r = s.planned_folders;
+	mh_job_summary_cleanup(&s);
+	return 0;
+}
+
 int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *key, const struct planner_opts *o,
 	     const char *job_id, bool replan, struct mh_err *err)
 {
@@ -718,6 +862,8 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 	p.opts = o;
 	p.job_id = job_id;
 	p.replan = replan;
+	if (replan && sync_state(q, job_id, &p.sync, &p.known_folders, err) < 0)
+		return -1;
 	if (mh_job_load_spec(q, job_id, &spec, err) < 0)
 		return -1;
 	/* a job planned again was checked the first time */

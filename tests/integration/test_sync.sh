@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# "Sync now": after a migration, `mailhaul sync JOB` copies only what is new on the source
+# (new messages in existing folders, new folders); a folder that did not change costs one
+# STATUS and is not read (asserted from the worker's IMAP transcript); a source folder
+# recreated with a new UIDVALIDITY is compared in full and nothing is copied twice.
+set -euo pipefail
+. "$(dirname "$0")/../support/lib.sh"
+mh_require_dovecot
+mh_require_redis
+for b in mailhaul mailhaul-coordinator mailhaul-worker; do mh_require_build_bin "$b"; done
+mh=$MH_BUILD_DIR/mailhaul
+
+mh_start_dovecot src
+mh_start_dovecot dst
+mh_start_redis
+mh_adduser src ann pw-src
+mh_adduser dst ann pw-dst
+sleep 1.1 # Dovecot notices a changed passwd-file by its mtime, in whole seconds
+add() { # FOLDER SEED
+    mh_mailbox add-message --server "$MH_TMP/src" --user ann --password pw-src --folder "$1" --seed "$2" >/dev/null
+}
+mh_mailbox create-folder --server "$MH_TMP/src" --user ann --password pw-src --folder Work >/dev/null
+for i in 1 2 3; do add INBOX "$i"; done
+for i in 11 12; do add Work "$i"; done
+
+"$mh" keygen "$MH_TMP/seal.key" >/dev/null
+export MAILHAUL_SEAL_KEY_FILE=$MH_TMP/seal.key MAILHAUL_REDIS=$REDIS_URL MAILHAUL_LOG_FORMAT=text
+export MAILHAUL_FROM_PASSWORD=pw-src MAILHAUL_TO_PASSWORD=pw-dst
+trace=$MH_TMP/trace
+"$MH_BUILD_DIR/mailhaul-coordinator" 2>>"$MH_TMP/coordinator.log" &
+mh_register_pid $!
+MAILHAUL_TRACE_FILE=$trace "$MH_BUILD_DIR/mailhaul-worker" 2>>"$MH_TMP/worker.log" &
+mh_register_pid $!
+json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
+compare() {
+    mh_mailbox snapshot --server "$MH_TMP/src" --user ann --password pw-src --json "$MH_TMP/src.json" >/dev/null
+    mh_mailbox snapshot --server "$MH_TMP/dst" --user ann --password pw-dst --json "$MH_TMP/dst.json" >/dev/null
+    mh_mailbox compare "$MH_TMP/src.json" "$MH_TMP/dst.json" >/dev/null || mh_fail "target differs from source ($1)"
+}
+
+mh_log "migrate"
+"$mh" migrate --redis "$REDIS_URL" --from "imap://ann@127.0.0.1:$src_IMAP_PORT" \
+    --to "imap://ann@127.0.0.1:$dst_IMAP_PORT" --ca-file "$MH_CA_FILE" --json --quiet >"$MH_TMP/run1.json" ||
+    mh_fail "migrate exited $?"
+job=$(json "$MH_TMP/run1.json" 'd["job"]')
+mh_assert_eq "$(json "$MH_TMP/run1.json" 'd["messages"]["copied"]')" 5 "copied by the migration"
+compare "after the migration"
+
+mh_log "new mail in INBOX and a new folder: sync copies exactly those"
+add INBOX 4
+add INBOX 5
+mh_mailbox create-folder --server "$MH_TMP/src" --user ann --password pw-src --folder New >/dev/null
+add New 21
+: >"$trace"
+"$mh" sync "$job" --json >"$MH_TMP/sync1.json" || mh_fail "sync exited $?"
+mh_assert_eq "$(json "$MH_TMP/sync1.json" 'd["state"]')" done "state after the sync"
+mh_assert_eq "$(json "$MH_TMP/sync1.json" 'd["messages"]["copied"]')" 8 "copied in all after the sync"
+mh_assert_eq "$(json "$MH_TMP/sync1.json" 'd["messages"]["total"]')" 8 "messages in all after the sync"
+compare "after the sync"
+# the unchanged folder: one STATUS, never selected nor fetched
+grep -q '^source > .* STATUS Work (UIDNEXT UIDVALIDITY)' "$trace" || mh_fail "no STATUS of the unchanged folder"
+if grep -Eq '^source > .* (EXAMINE|SELECT) Work$' "$trace"; then mh_fail "the unchanged folder was read"; fi
+grep -Eq '^source > .* EXAMINE INBOX$' "$trace" || mh_fail "the changed INBOX was not read"
+
+mh_log "a sync with nothing new copies nothing"
+"$mh" sync "$job" --json >"$MH_TMP/sync2.json" || mh_fail "second sync exited $?"
+mh_assert_eq "$(json "$MH_TMP/sync2.json" 'd["messages"]["copied"]')" 8 "copied in all after an empty sync"
+
+mh_log "a source folder recreated (new UIDVALIDITY): compared in full, nothing twice"
+python3 - "$src_IMAP_PORT" <<'PY'
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.starttls()
+m.login("ann", "pw-src")
+m.delete("Work")
+m.create("Work")
+m.logout()
+PY
+sleep 1.1 # a new UIDVALIDITY is a timestamp
+for i in 11 12; do add Work "$i"; done
+add Work 13
+"$mh" sync "$job" --json >"$MH_TMP/sync3.json" || mh_fail "third sync exited $?"
+mh_assert_eq "$(json "$MH_TMP/sync3.json" 'd["messages"]["copied"]')" 9 "copied in all after the recreated folder"
+json "$MH_TMP/sync3.json" 'd["warning"]' | grep -q "UIDVALIDITY" || mh_fail "the summary does not say the folder was compared in full"
+compare "after the recreated folder"
+echo "PASS: sync copies only what is new, reads no unchanged folder, survives a UIDVALIDITY change"
