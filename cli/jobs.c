@@ -22,13 +22,35 @@ struct jobs_args {
 	const char *error;
 	const char *seal_key_file;
 	const char *from_password_file, *to_password_file;
+	uint64_t every_ms; /* autosync --every */
+	bool off;          /* autosync --off */
 	char **jobs;
 	int job_count;
 };
 
+/* "30s", "15m", "3h", "1d" (a whole number and a unit) into milliseconds. */
+static int parse_interval(const char *s, uint64_t *ms_r)
+{
+	char *end;
+	unsigned long long n = strtoull(s, &end, 10);
+	uint64_t unit;
+
+	if (end == s || n == 0 || n > 1000000 || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	switch (end[0]) {
+	case 's': unit = 1000; break;
+	case 'm': unit = 60 * 1000; break;
+	case 'h': unit = 3600 * 1000; break;
+	case 'd': unit = 24 * 3600 * 1000; break;
+	default: return -1;
+	}
+	*ms_r = n * unit;
+	return 0;
+}
+
 static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_args *a)
 {
-	enum { O_REDIS = 256, O_JSON, O_CSV, O_FOLDER, O_BATCH, O_ERROR, O_SEAL, O_FROM_PW, O_TO_PW };
+	enum { O_REDIS = 256, O_JSON, O_CSV, O_FOLDER, O_BATCH, O_ERROR, O_SEAL, O_FROM_PW, O_TO_PW, O_EVERY, O_OFF };
 	static const struct option opts[] = {
 		{"redis", required_argument, NULL, O_REDIS},
 		{"json", no_argument, NULL, O_JSON},
@@ -39,6 +61,8 @@ static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_a
 		{"seal-key-file", required_argument, NULL, O_SEAL},
 		{"from-password-file", required_argument, NULL, O_FROM_PW},
 		{"to-password-file", required_argument, NULL, O_TO_PW},
+		{"every", required_argument, NULL, O_EVERY},
+		{"off", no_argument, NULL, O_OFF},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -67,6 +91,14 @@ static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_a
 		case O_SEAL: a->seal_key_file = optarg; break;
 		case O_FROM_PW: a->from_password_file = optarg; break;
 		case O_TO_PW: a->to_password_file = optarg; break;
+		case O_OFF: a->off = true; break;
+		case O_EVERY:
+			if (parse_interval(optarg, &a->every_ms) < 0) {
+				fprintf(stderr, "mailhaul %s: --every takes a duration such as 30m, 3h or 1d (at least 1s)\n",
+					cmd);
+				return -1;
+			}
+			break;
 		default:
 			fprintf(stderr, "mailhaul %s: unknown option (see mailhaul help)\n", cmd);
 			return -1;
@@ -105,9 +137,17 @@ static void status_line(const struct mh_job_summary *s)
 		double left = (double)(c->bytes - done_bytes) / ((double)c->copied_bytes / secs);
 		snprintf(eta, sizeof(eta), "%lu:%02lu", (unsigned long)left / 60, (unsigned long)left % 60);
 	}
-	printf("%-20s %-9s %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %10s %10s %7.0f/s %6s  %s -> %s\n",
+	printf("%-20s %-9s %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %10s %10s %7.0f/s %6s  %s -> %s",
 	       s->job_id, mh_job_summary_state(s), c->messages, c->copied, c->skipped, c->failed, moved, total,
 	       rate, eta, s->src, s->dst);
+	if (s->autosync_ms > 0) {
+		char every[32], next[32];
+		uint64_t now = mh_now_ms();
+		mh_fmt_duration(every, sizeof(every), (double)s->autosync_ms / 1000.0);
+		mh_fmt_duration(next, sizeof(next), s->next_sync_ms > now ? (double)(s->next_sync_ms - now) / 1000.0 : 0);
+		printf("  [auto-sync every %s, next in %s]", every, next);
+	}
+	putchar('\n');
 }
 
 static int cmd_status(int argc, char **argv)
@@ -571,6 +611,57 @@ static int cmd_sync(int argc, char **argv)
 	return rc;
 }
 
+/* --- auto-sync ------------------------------------------------------------------------------ */
+
+static int cmd_autosync(int argc, char **argv)
+{
+	struct jobs_args a;
+	struct mh_job_summary s;
+	struct rq *q;
+	struct mh_err err;
+	int rc = MH_EXIT_OK;
+
+	if (parse_jobs_args("autosync", argc, argv, &a) < 0)
+		return MH_EXIT_USAGE;
+	if (a.job_count != 1 || a.off == (a.every_ms > 0)) {
+		fprintf(stderr, "usage: mailhaul autosync JOB --every DURATION (e.g. 3h) | --off\n");
+		return MH_EXIT_USAGE;
+	}
+	if ((q = connect_or_say("autosync", a.redis_url)) == NULL)
+		return MH_EXIT_CONNECT;
+	if (mh_job_load_summary(q, a.jobs[0], 0, &s, &err) < 0) {
+		fprintf(stderr, "mailhaul autosync: %s\n", err.detail);
+		rq_free(&q);
+		return MH_EXIT_FAILED;
+	}
+	if (s.state == MH_JOB_CANCELLED) {
+		fprintf(stderr, "mailhaul autosync: job %s is cancelled\n", s.job_id);
+		rc = MH_EXIT_FAILED;
+	} else if (a.off) {
+		/* stopping it purges the passwords it kept (a running job's go when it ends) */
+		if (mh_job_set_autosync(q, s.job_id, 0, &err) < 0 ||
+		    (mh_job_state_is_final(s.state) && mh_job_purge_credentials(q, s.job_id, &err) < 0)) {
+			fprintf(stderr, "mailhaul autosync: %s\n", err.detail);
+			rc = MH_EXIT_FAILED;
+		} else {
+			printf("%s: auto-sync off%s\n", s.job_id,
+			       mh_job_state_is_final(s.state) ? "; its passwords are deleted" : "");
+		}
+	} else if (restore_credentials(q, s.job_id, &a, &err) < 0 ||
+		   mh_job_set_autosync(q, s.job_id, a.every_ms, &err) < 0) {
+		fprintf(stderr, "mailhaul autosync: %s\n", err.detail);
+		rc = err.code == MH_E_NO_PASSWORD ? MH_EXIT_USAGE : MH_EXIT_FAILED;
+	} else {
+		char every[32];
+		mh_fmt_duration(every, sizeof(every), (double)a.every_ms / 1000.0);
+		printf("%s: auto-sync every %s (its passwords are kept, sealed, until 'mailhaul autosync %s --off')\n",
+		       s.job_id, every, s.job_id);
+	}
+	mh_job_summary_cleanup(&s);
+	rq_free(&q);
+	return rc;
+}
+
 int cmd_jobs(const char *cmd, int argc, char **argv)
 {
 	if (strcmp(cmd, "status") == 0)
@@ -579,6 +670,8 @@ int cmd_jobs(const char *cmd, int argc, char **argv)
 		return cmd_summary(argc, argv);
 	if (strcmp(cmd, "sync") == 0)
 		return cmd_sync(argc, argv);
+	if (strcmp(cmd, "autosync") == 0)
+		return cmd_autosync(argc, argv);
 	if (strcmp(cmd, "failures") == 0)
 		return cmd_failures(argc, argv);
 	if (strcmp(cmd, "requeue") == 0)

@@ -320,6 +320,11 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 		mh_json_str(out, s->verify_error);
 	else
 		fputs("null", out);
+	fputs(",\"autosync\":", out);
+	if (s->autosync_ms > 0)
+		fprintf(out, "{\"every_s\":%" PRIu64 ",\"next_ms\":%" PRIu64 "}", s->autosync_ms / 1000, s->next_sync_ms);
+	else
+		fputs("null", out);
 	fputs(",\"warning\":", out);
 	if (s->warning[0] != '\0')
 		mh_json_str(out, s->warning);

@@ -100,8 +100,12 @@ int mh_job_forget(struct rq *q, const char *job_id, struct mh_forget_report *rep
 		return mh_err_set(err, MH_E_USAGE, "job %s is %s: cancel it first (mailhaul cancel %s)", job_id,
 				  mh_job_state_name(state), job_id);
 	/* the index first: a half-forgotten job no longer shows up anywhere */
-	for (int i = 0; i < 2; i++) {
-		r = rq_command(q, err, i == 0 ? "ZREM mh:index %s" : "SREM " MH_SET_ACTIVE " %s", job_id);
+	for (int i = 0; i < 3; i++) {
+		r = rq_command(q, err,
+			       i == 0   ? "ZREM mh:index %s"
+			       : i == 1 ? "SREM " MH_SET_ACTIVE " %s"
+					: "ZREM " MH_ZSET_AUTOSYNC " %s",
+			       job_id);
 		if (r == NULL)
 			return -1;
 		rep->index_entries += r->type == REDIS_REPLY_INTEGER ? (size_t)r->integer : 0;

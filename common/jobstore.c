@@ -219,6 +219,19 @@ int mh_job_purge_credentials(struct rq *q, const char *job_id, struct mh_err *er
 	char key[MH_KEY_MAX];
 	int rc;
 
+	/* an auto-synced job keeps them until auto-sync is turned off */
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	{
+		struct redisReply *r = rq_command(q, err, "HEXISTS %s autosync_ms", key);
+		bool keep;
+
+		if (r == NULL)
+			return -1;
+		keep = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+		rq_reply_free(r);
+		if (keep)
+			return 0;
+	}
 	if (mh_job_load_spec(q, job_id, &spec, err) < 0)
 		return -1;
 	mh_bytes_free(&spec.src.sealed_password);
@@ -422,6 +435,8 @@ int mh_job_cancel(struct rq *q, const char *job_id, struct mh_err *err)
 		"local st = redis.call('HGET', KEYS[1], 'state')\n"
 		"if not st or st == 'done' or st == 'partial' or st == 'failed' or st == 'cancelled' then return 0 end\n"
 		"redis.call('HSET', KEYS[1], 'state', 'cancelled', 'ended', ARGV[2])\n"
+		"redis.call('HDEL', KEYS[1], 'autosync_ms')\n"
+		"redis.call('ZREM', 'mh:autosync', ARGV[1])\n"
 		"redis.call('DEL', KEYS[2])\n"
 		"redis.call('SREM', 'mh:active', ARGV[1])\n"
 		"return 1\n";
@@ -651,6 +666,58 @@ int mh_job_sync_submit(struct rq *q, const char *job_id, struct mh_err *err)
 		"redis.call('XADD', 'mh:jobs', '*', 'job', ARGV[1])\n"
 		"return 1\n";
 	return job_script(q, job_id, script, job_id, err);
+}
+
+int mh_job_set_autosync(struct rq *q, const char *job_id, uint64_t every_ms, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+
+	mh_key_job(key, sizeof(key), job_id, NULL);
+	if (every_ms == 0) {
+		if (simple(q, err, rq_command(q, err, "HDEL %s autosync_ms", key)) < 0)
+			return -1;
+		return simple(q, err, rq_command(q, err, "ZREM " MH_ZSET_AUTOSYNC " %s", job_id));
+	}
+	if (simple(q, err, rq_command(q, err, "HSET %s autosync_ms %" PRIu64, key, every_ms)) < 0)
+		return -1;
+	return simple(q, err,
+		      rq_command(q, err, "ZADD " MH_ZSET_AUTOSYNC " %" PRIu64 " %s", mh_now_ms() + every_ms, job_id));
+}
+
+int mh_autosync_due(struct rq *q, uint64_t now_ms, struct mh_err *err)
+{
+	static const char script[] =
+		"local started = 0\n"
+		"for _, id in ipairs(redis.call('ZRANGEBYSCORE', 'mh:autosync', '-inf', ARGV[1], 'LIMIT', 0, 100)) do\n"
+		"  local k = 'mh:job:' .. id\n"
+		"  local every = tonumber(redis.call('HGET', k, 'autosync_ms'))\n"
+		"  if not every or every <= 0 then\n"
+		"    redis.call('ZREM', 'mh:autosync', id)\n"
+		"  else\n"
+		"    local st = redis.call('HGET', k, 'state')\n"
+		"    if st == 'done' or st == 'partial' or st == 'failed' then\n"
+		"      redis.call('HSET', k, 'state', 'queued', 'replan', '1', 'sync', '1')\n"
+		"      redis.call('HINCRBY', k, 'syncs', 1)\n"
+		"      redis.call('HDEL', k, 'ended', 'verify', 'verify_error', 'verified', 'error', 'error_detail',\n"
+		"                 'planner')\n"
+		"      redis.call('SADD', 'mh:active', id)\n"
+		"      redis.call('XADD', 'mh:jobs', '*', 'job', id)\n"
+		"      started = started + 1\n"
+		"    end\n"
+		"    redis.call('ZADD', 'mh:autosync', tonumber(ARGV[1]) + every, id)\n"
+		"  end\n"
+		"end\n"
+		"return started\n";
+	struct redisReply *r = rq_command(q, err, "EVAL %s 0 %" PRIu64, script, now_ms);
+	int n;
+
+	if (r == NULL)
+		return -1;
+	n = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+	rq_reply_free(r);
+	if (n < 0)
+		return mh_err_set(err, MH_E_REDIS, "autosync: unexpected reply");
+	return n;
 }
 
 int mh_job_folder_get_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
@@ -1181,11 +1248,11 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	r = rq_command(q, err,
 		       "HMGET %s " COUNT_FIELDS
 		       " state created started ended folders error error_detail src dst phase check_verdict verify"
-		       " verify_error warning",
+		       " verify_error warning autosync_ms",
 		       key);
 	if (r == NULL)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 22 || r->element[8]->type != REDIS_REPLY_STRING) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 23 || r->element[8]->type != REDIS_REPLY_STRING) {
 		rq_reply_free(r);
 		return mh_err_set(err, MH_E_USAGE, "no job %s", job_id);
 	}
@@ -1205,7 +1272,15 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	str_field(r->element[19], s->verify, sizeof(s->verify));
 	str_field(r->element[20], s->verify_error, sizeof(s->verify_error));
 	str_field(r->element[21], s->warning, sizeof(s->warning));
+	s->autosync_ms = u64_field(r->element[22]);
 	rq_reply_free(r);
+	if (s->autosync_ms > 0) {
+		r = rq_command(q, err, "ZSCORE " MH_ZSET_AUTOSYNC " %s", job_id);
+		if (r == NULL)
+			return -1;
+		s->next_sync_ms = u64_field(r);
+		rq_reply_free(r);
+	}
 	if (!with_details)
 		return 0;
 

@@ -44,6 +44,7 @@ struct mh_counts;
 #define MH_GROUP_COORDINATORS "coordinators"
 #define MH_GROUP_PLANNERS "planners" /* mh:jobs: planner pools of coordinators and workers */
 #define MH_ZSET_RETRY "mh:retry"
+#define MH_ZSET_AUTOSYNC "mh:autosync" /* auto-synced jobs by the time of their next run (ms) */
 #define MH_SET_ACTIVE "mh:active"
 
 #define MH_JOB_ID_MAX 40
@@ -166,6 +167,14 @@ int mh_planner_gone(struct rq *q, const char *owner, struct mh_err *err);
  * left alone, unchanged folders are not read (planner.c). Counts accumulate over runs.
  * 1 queued, 0 not ended (running, paused, cancelled...), -1 on error. */
 int mh_job_sync_submit(struct rq *q, const char *job_id, struct mh_err *err);
+/* Auto-sync: every_ms > 0 runs a sync of the job every every_ms (the next one every_ms
+ * from now) and keeps its sealed passwords meanwhile; 0 stops it (the caller then purges
+ * the passwords of an ended job). 0 or -1. */
+int mh_job_set_autosync(struct rq *q, const char *job_id, uint64_t every_ms, struct mh_err *err);
+/* Starts the syncs that are due at now_ms (an ended job is queued as by mh_job_sync_submit;
+ * one still running waits for its next turn: never two runs at once) and schedules their
+ * next turn. Returns how many were started, or -1. */
+int mh_autosync_due(struct rq *q, uint64_t now_ms, struct mh_err *err);
 /* A numeric field of a folder hash (0 when absent). */
 int mh_job_folder_get_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
 			    uint64_t *value_r, struct mh_err *err);
@@ -264,6 +273,8 @@ struct mh_job_summary {
 	char verify[16];          /* "done" once the target folders were counted, else "" or in progress */
 	char verify_error[MH_ERR_DETAIL_MAX]; /* why they could not be counted, "" if they were */
 	char warning[MH_ERR_DETAIL_MAX];      /* mh_job_set_warning's text, "" if none */
+	uint64_t autosync_ms;                 /* auto-sync interval, 0 when off */
+	uint64_t next_sync_ms;                /* when the next auto-sync is due (unix ms) */
 	char src[600], dst[600];  /* endpoint descriptions (no password) */
 	size_t folder_count;
 	struct mh_folder_summary *folders;

@@ -26,6 +26,7 @@
 #include "wire.h"
 
 #define SWEEP_EVERY_MS 15000u
+#define AUTOSYNC_EVERY_MS 1000u /* the schedule lives in Redis (mh:autosync): restarts keep it */
 #define EXPIRE_EVERY_MS 600000u /* forgetting records past their retention time */
 #define READ_BLOCK_MS 250u /* how often the loop looks at the stop flag */
 
@@ -214,7 +215,7 @@ static int expire_records(struct coordinator *c, struct mh_err *err)
 /* The main loop: results, retries, liveness, sweeps. Never waits on planning. */
 static void main_loop(struct coordinator *c)
 {
-	uint64_t last_sweep = 0, last_expire = 0;
+	uint64_t last_sweep = 0, last_expire = 0, last_autosync = 0;
 
 	while (!atomic_load(c->stop)) {
 		struct mh_err e;
@@ -230,6 +231,12 @@ static void main_loop(struct coordinator *c)
 		if (n >= 0 && mh_now_ms() - last_sweep > SWEEP_EVERY_MS) {
 			last_sweep = mh_now_ms();
 			n = sweep(c, &e);
+		}
+		if (n >= 0 && mh_now_ms() - last_autosync > AUTOSYNC_EVERY_MS) {
+			last_autosync = mh_now_ms();
+			n = mh_autosync_due(c->q, last_autosync, &e);
+			if (n > 0)
+				mh_info("coordinator", "%d auto-syncs started", n);
 		}
 		if (n >= 0 && c->opts->record_ttl_ms > 0 && mh_now_ms() - last_expire > EXPIRE_EVERY_MS) {
 			last_expire = mh_now_ms();

@@ -27,8 +27,12 @@ for i in 11 12; do add Work "$i"; done
 export MAILHAUL_SEAL_KEY_FILE=$MH_TMP/seal.key MAILHAUL_REDIS=$REDIS_URL MAILHAUL_LOG_FORMAT=text
 export MAILHAUL_FROM_PASSWORD=pw-src MAILHAUL_TO_PASSWORD=pw-dst
 trace=$MH_TMP/trace
-"$MH_BUILD_DIR/mailhaul-coordinator" 2>>"$MH_TMP/coordinator.log" &
-mh_register_pid $!
+start_coordinator() {
+    "$MH_BUILD_DIR/mailhaul-coordinator" 2>>"$MH_TMP/coordinator.log" &
+    coordinator=$!
+    mh_register_pid $coordinator
+}
+start_coordinator
 MAILHAUL_TRACE_FILE=$trace "$MH_BUILD_DIR/mailhaul-worker" 2>>"$MH_TMP/worker.log" &
 mh_register_pid $!
 json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
@@ -83,4 +87,29 @@ add Work 13
 mh_assert_eq "$(json "$MH_TMP/sync3.json" 'd["messages"]["copied"]')" 9 "copied in all after the recreated folder"
 json "$MH_TMP/sync3.json" 'd["warning"]' | grep -q "UIDVALIDITY" || mh_fail "the summary does not say the folder was compared in full"
 compare "after the recreated folder"
-echo "PASS: sync copies only what is new, reads no unchanged folder, survives a UIDVALIDITY change"
+mh_log "auto-sync every 2 s, through a coordinator restart; --off stops it"
+copied() { "$mh" status "$job" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["messages"]["copied"])'; }
+wait_copied() { # N
+    local i
+    for i in $(seq 150); do [ "$(copied)" = "$1" ] && return 0; sleep 0.2; done
+    mh_fail "auto-sync did not copy up to $1 messages (copied: $(copied))"
+}
+"$mh" autosync "$job" --every 2s | grep -q "auto-sync every" || mh_fail "autosync did not answer"
+"$mh" status "$job" | grep -q "auto-sync every 2.0 s, next in" || mh_fail "status does not show the schedule: $("$mh" status "$job")"
+"$mh" status "$job" --json | python3 -c 'import json,sys; a=json.load(sys.stdin)[0]["autosync"]; assert a["every_s"] == 2 and a["next_ms"] > 0, a' ||
+    mh_fail "status --json does not show the schedule"
+add INBOX 6
+wait_copied 10
+kill -TERM "$coordinator"; wait "$coordinator" || true
+start_coordinator                  # the schedule lives in Redis
+add INBOX 7
+wait_copied 11
+compare "after auto-syncs"
+[ "$(grep -c "auto-syncs started" "$MH_TMP/coordinator.log")" -ge 2 ] || mh_fail "no auto-sync was logged"
+"$mh" autosync "$job" --off | grep -q "auto-sync off" || mh_fail "autosync --off did not answer"
+add INBOX 8
+sleep 4
+mh_assert_eq "$(copied)" 11 "copied after auto-sync was turned off"
+"$mh" status "$job" --json | python3 -c 'import json,sys; assert json.load(sys.stdin)[0]["autosync"] is None' ||
+    mh_fail "status still shows a schedule"
+echo "PASS: sync copies only what is new, reads no unchanged folder, survives a UIDVALIDITY change; auto-sync runs on schedule across a coordinator restart and stops"
