@@ -611,6 +611,69 @@ static int cmd_sync(int argc, char **argv)
 	return rc;
 }
 
+/* --- history ---------------------------------------------------------------------------- */
+
+static void fmt_time(char *buf, size_t len, uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Every run of a job (the migration, then each sync) with what it added. */
+static int cmd_history(int argc, char **argv)
+{
+	struct jobs_args a;
+	struct mh_run *runs = NULL;
+	size_t n = 0;
+	struct rq *q;
+	struct mh_err err;
+
+	if (parse_jobs_args("history", argc, argv, &a) < 0)
+		return MH_EXIT_USAGE;
+	if (a.job_count != 1) {
+		fprintf(stderr, "usage: mailhaul history JOB [--json]\n");
+		return MH_EXIT_USAGE;
+	}
+	if ((q = connect_or_say("history", a.redis_url)) == NULL)
+		return MH_EXIT_CONNECT;
+	if (mh_job_history(q, a.jobs[0], &runs, &n, &err) < 0) {
+		fprintf(stderr, "mailhaul history: %s\n", err.detail);
+		rq_free(&q);
+		return MH_EXIT_FAILED;
+	}
+	if (a.json)
+		fputs("[", stdout);
+	else
+		printf("%-4s %-20s %-20s %9s %-9s %8s %8s %8s\n", "RUN", "STARTED", "ENDED", "DURATION", "STATE",
+		       "COPIED", "SKIPPED", "FAILED");
+	for (size_t i = 0; i < n; i++) {
+		const struct mh_run *u = &runs[i];
+		char start[32], end[32], dur[32];
+
+		fmt_time(start, sizeof(start), u->started_ms);
+		fmt_time(end, sizeof(end), u->ended_ms);
+		mh_fmt_duration(dur, sizeof(dur),
+				u->ended_ms > u->started_ms ? (double)(u->ended_ms - u->started_ms) / 1000.0 : 0);
+		if (a.json)
+			printf("%s{\"run\":%zu,\"started\":\"%s\",\"ended\":\"%s\",\"duration_s\":%.3f,\"state\":\"%s\","
+			       "\"copied\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"failed\":%" PRIu64 "}",
+			       i ? "," : "", i + 1, start, end,
+			       u->ended_ms > u->started_ms ? (double)(u->ended_ms - u->started_ms) / 1000.0 : 0.0, u->state,
+			       u->copied, u->skipped, u->failed);
+		else
+			printf("%-4zu %-20s %-20s %9s %-9s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", i + 1, start, end, dur,
+			       u->state, u->copied, u->skipped, u->failed);
+	}
+	if (a.json)
+		fputs("]\n", stdout);
+	free(runs);
+	rq_free(&q);
+	return MH_EXIT_OK;
+}
+
 /* --- auto-sync ------------------------------------------------------------------------------ */
 
 static int cmd_autosync(int argc, char **argv)
@@ -672,6 +735,8 @@ int cmd_jobs(const char *cmd, int argc, char **argv)
 		return cmd_sync(argc, argv);
 	if (strcmp(cmd, "autosync") == 0)
 		return cmd_autosync(argc, argv);
+	if (strcmp(cmd, "history") == 0)
+		return cmd_history(argc, argv);
 	if (strcmp(cmd, "failures") == 0)
 		return cmd_failures(argc, argv);
 	if (strcmp(cmd, "requeue") == 0)

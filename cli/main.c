@@ -24,6 +24,7 @@ static void usage(FILE *out)
 	      "  sync JOB [--json]             copy what is new on the source since the job's last run\n"
 	      "                                (passwords as for requeue)\n"
 	      "  autosync JOB --every 3h|--off sync the job on a schedule (keeps its sealed passwords), or stop\n"
+	      "  history JOB [--json]          the job's runs (migration, syncs): start, end, what each copied\n"
 	      "  pause|resume|cancel JOB...    hold a job's batches back, release them, or stop the job\n"
 	      "  failures JOB [--csv]          the job's failed messages with the reason and the fix\n"
 	      "  requeue JOB [--folder NAME] [--batch ID] [--error CODE]\n"
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
 		return cmd_migrate(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
-	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "summary") == 0 || strcmp(argv[1], "sync") == 0 || strcmp(argv[1], "autosync") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
+	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "summary") == 0 || strcmp(argv[1], "sync") == 0 || strcmp(argv[1], "autosync") == 0 || strcmp(argv[1], "history") == 0 || strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
 	    strcmp(argv[1], "cancel") == 0 || strcmp(argv[1], "failures") == 0 || strcmp(argv[1], "requeue") == 0)
 		return cmd_jobs(argv[1], argc - 1, argv + 1);
 	if (strcmp(argv[1], "records") == 0 || strcmp(argv[1], "forget") == 0)

@@ -137,6 +137,20 @@ static int string_list(struct redisReply *r, char ***ids_r, size_t *count_r);
 	"  return (tonumber(v[3]) or 0) + (tonumber(v[4]) or 0) + (tonumber(v[5]) or 0) >= tonumber(v[2])\n" \
 	"end\n"
 
+/* Appends this run's line to mh:job:<id>:history ("start end state copied skipped failed",
+ * the counts this run added) and makes the current counts the next run's base. */
+#define LUA_HISTORY                                                                                        \
+	"local function add_history(k, state, now)\n"                                                     \
+	"  local v = redis.call('HMGET', k, 'copied', 'skipped', 'failed', 'run_copied', 'run_skipped',\n" \
+	"                       'run_failed', 'run_start', 'started')\n"                                   \
+	"  for i = 1, 6 do v[i] = tonumber(v[i]) or 0 end\n"                                              \
+	"  local start = v[7] or v[8] or now\n"                                                            \
+	"  redis.call('RPUSH', k .. ':history', start .. ' ' .. now .. ' ' .. state .. ' ' .. (v[1] - v[4]) ..\n" \
+	"             ' ' .. (v[2] - v[5]) .. ' ' .. (v[3] - v[6]))\n"                                    \
+	"  redis.call('HSET', k, 'run_copied', v[1], 'run_skipped', v[2], 'run_failed', v[3])\n"          \
+	"  redis.call('HDEL', k, 'run_start')\n"                                                           \
+	"end\n"
+
 /* Big batches go in chunks, keeping each command (and a script's run) short. */
 #define MSG_CHUNK 500
 
@@ -307,7 +321,10 @@ int mh_job_set_state(struct rq *q, const char *job_id, enum mh_job_state state, 
 			      error->detail)) < 0)
 		return -1;
 	if (mh_job_state_is_final(state)) {
-		if (simple(q, err, rq_command(q, err, "HSET %s state %s ended %" PRIu64, key, name, mh_now_ms())) < 0)
+		static const char history[] = LUA_HISTORY "add_history(KEYS[1], ARGV[1], ARGV[2])\n";
+
+		if (simple(q, err, rq_command(q, err, "HSET %s state %s ended %" PRIu64, key, name, mh_now_ms())) < 0 ||
+		    simple(q, err, rq_command(q, err, "EVAL %s 1 %s %s %" PRIu64, history, key, name, mh_now_ms())) < 0)
 			return -1;
 		return simple(q, err, rq_command(q, err, "SREM " MH_SET_ACTIVE " %s", job_id));
 	}
@@ -528,12 +545,13 @@ int mh_job_finish(struct rq *q, const char *job_id, enum mh_job_state *final_r, 
 		  struct mh_err *err)
 {
 	static const char script[] =
-		LUA_COMPLETE
+		LUA_COMPLETE LUA_HISTORY
 		"if not complete(KEYS[1]) then return {0} end\n"
 		"local v = redis.call('HMGET', KEYS[1], 'messages', 'copied', 'skipped', 'failed')\n"
 		"for i = 1, 4 do v[i] = tonumber(v[i]) or 0 end\n"
 		"local final = v[4] > 0 and 'partial' or 'done'\n"
 		"redis.call('HSET', KEYS[1], 'state', final, 'ended', ARGV[2])\n"
+		"add_history(KEYS[1], final, ARGV[2])\n"
 		"redis.call('SREM', 'mh:active', ARGV[1])\n"
 		"return {v[4] > 0 and 2 or 1, v[1], v[2], v[3], v[4]}\n";
 	char key[MH_KEY_MAX];
@@ -658,7 +676,7 @@ int mh_job_sync_submit(struct rq *q, const char *job_id, struct mh_err *err)
 	static const char script[] =
 		"local st = redis.call('HGET', KEYS[1], 'state')\n"
 		"if st ~= 'partial' and st ~= 'done' and st ~= 'failed' then return 0 end\n"
-		"redis.call('HSET', KEYS[1], 'state', 'queued', 'replan', '1', 'sync', '1')\n"
+		"redis.call('HSET', KEYS[1], 'state', 'queued', 'replan', '1', 'sync', '1', 'run_start', ARGV[2])\n"
 		"redis.call('HINCRBY', KEYS[1], 'syncs', 1)\n"
 		"redis.call('HDEL', KEYS[1], 'ended', 'verify', 'verify_error', 'verified', 'error', 'error_detail',\n"
 		"           'planner')\n"
@@ -696,7 +714,7 @@ int mh_autosync_due(struct rq *q, uint64_t now_ms, struct mh_err *err)
 		"  else\n"
 		"    local st = redis.call('HGET', k, 'state')\n"
 		"    if st == 'done' or st == 'partial' or st == 'failed' then\n"
-		"      redis.call('HSET', k, 'state', 'queued', 'replan', '1', 'sync', '1')\n"
+		"      redis.call('HSET', k, 'state', 'queued', 'replan', '1', 'sync', '1', 'run_start', ARGV[1])\n"
 		"      redis.call('HINCRBY', k, 'syncs', 1)\n"
 		"      redis.call('HDEL', k, 'ended', 'verify', 'verify_error', 'verified', 'error', 'error_detail',\n"
 		"                 'planner')\n"
@@ -718,6 +736,39 @@ int mh_autosync_due(struct rq *q, uint64_t now_ms, struct mh_err *err)
 	if (n < 0)
 		return mh_err_set(err, MH_E_REDIS, "autosync: unexpected reply");
 	return n;
+}
+
+int mh_job_history(struct rq *q, const char *job_id, struct mh_run **runs_r, size_t *n_r, struct mh_err *err)
+{
+	char key[MH_KEY_MAX];
+	struct redisReply *r;
+	struct mh_run *runs;
+	size_t n = 0;
+
+	mh_key_job(key, sizeof(key), job_id, ":history");
+	r = rq_command(q, err, "LRANGE %s 0 -1", key);
+	if (r == NULL)
+		return -1;
+	runs = calloc(r->type == REDIS_REPLY_ARRAY ? r->elements + 1 : 1, sizeof(*runs));
+	if (runs == NULL)
+		abort();
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		struct mh_run *u = &runs[n];
+		long long c, sk, f;
+
+		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		    sscanf(r->element[i]->str, "%" SCNu64 " %" SCNu64 " %15s %lld %lld %lld", &u->started_ms,
+			   &u->ended_ms, u->state, &c, &sk, &f) != 6)
+			continue;
+		u->copied = c > 0 ? (uint64_t)c : 0;
+		u->skipped = sk > 0 ? (uint64_t)sk : 0;
+		u->failed = f > 0 ? (uint64_t)f : 0;
+		n++;
+	}
+	rq_reply_free(r);
+	*runs_r = runs;
+	*n_r = n;
+	return 0;
 }
 
 int mh_job_folder_get_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,

@@ -175,6 +175,14 @@ int mh_job_set_autosync(struct rq *q, const char *job_id, uint64_t every_ms, str
  * one still running waits for its next turn: never two runs at once) and schedules their
  * next turn. Returns how many were started, or -1. */
 int mh_autosync_due(struct rq *q, uint64_t now_ms, struct mh_err *err);
+/* One run of a job (the migration, then each sync): what it added to the counts. */
+struct mh_run {
+	uint64_t started_ms, ended_ms;
+	char state[16]; /* how it ended: done, partial, failed, cancelled */
+	uint64_t copied, skipped, failed;
+};
+/* The job's runs, oldest first (mh:job:<id>:history). *runs_r heap (free()). 0 or -1. */
+int mh_job_history(struct rq *q, const char *job_id, struct mh_run **runs_r, size_t *n_r, struct mh_err *err);
 /* A numeric field of a folder hash (0 when absent). */
 int mh_job_folder_get_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
 			    uint64_t *value_r, struct mh_err *err);

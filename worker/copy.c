@@ -70,14 +70,14 @@ struct copy_run {
 	bool src_broken, dst_broken;
 	struct mh_err conn_err;  /* why a connection broke */
 	struct mh_err multi_err; /* why a MULTIAPPEND was refused */
-	uint32_t uidvalidity;
+	uint32_t uidvalidity, uidnext;
 };
 
 void copy_source_state_reset(struct copy_source_state *s)
 {
 	free(s->folder);
 	s->folder = NULL;
-	s->uidvalidity = 0;
+	s->uidvalidity = s->uidnext = 0;
 }
 
 static struct copy_msg *msg_by_uid(struct copy_run *r, uint32_t uid)
@@ -179,6 +179,19 @@ static void on_examine_untagged(void *ctx, const struct imap_response *resp)
 	if (resp->status == IMAP_STATUS_OK && resp->code != NULL && strcmp(resp->code, "UIDVALIDITY") == 0 &&
 	    imap_parse_number(resp->code_args, strlen(resp->code_args), UINT32_MAX, &v) == 0)
 		s->run->uidvalidity = (uint32_t)v;
+	else if (resp->status == IMAP_STATUS_OK && resp->code != NULL && strcmp(resp->code, "UIDNEXT") == 0 &&
+		 imap_parse_number(resp->code_args, strlen(resp->code_args), UINT32_MAX, &v) == 0)
+		s->run->uidnext = (uint32_t)v;
+}
+
+/* A folder selected earlier shows the messages it held then: a batch with a UID beyond
+ * its UIDNEXT of that moment (planned later, e.g. by a sync) needs a fresh EXAMINE. */
+static bool selection_covers(const struct copy_source_state *st, const struct mh_batch *b)
+{
+	for (size_t i = 0; i < b->count; i++)
+		if (st->uidnext == 0 || b->msgs[i].uid >= st->uidnext)
+			return false;
+	return true;
 }
 
 static int select_source(struct copy_run *r, struct copy_source_state *st, struct mh_err *err)
@@ -187,7 +200,8 @@ static int select_source(struct copy_run *r, struct copy_source_state *st, struc
 	struct step s = {.run = r};
 	struct imap_cmd_handlers h = {.untagged = on_examine_untagged, .done = step_done, .ctx = &s};
 
-	if (st->folder != NULL && strcmp(st->folder, b->src_folder) == 0 && st->uidvalidity == b->src_uidvalidity)
+	if (st->folder != NULL && strcmp(st->folder, b->src_folder) == 0 && st->uidvalidity == b->src_uidvalidity &&
+	    selection_covers(st, b))
 		return 0;
 	copy_source_state_reset(st);
 	/* EXAMINE, never SELECT: the source must not change, not even \Recent (RFC 3501 6.3.2) */
@@ -198,6 +212,7 @@ static int select_source(struct copy_run *r, struct copy_source_state *st, struc
 				  b->src_folder, r->uidvalidity, b->src_uidvalidity);
 	st->folder = strdup(b->src_folder);
 	st->uidvalidity = r->uidvalidity;
+	st->uidnext = r->uidnext;
 	return 0;
 }
 

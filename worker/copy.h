@@ -24,6 +24,7 @@ struct imap_client;
 struct copy_source_state {
 	char *folder;
 	uint32_t uidvalidity;
+	uint32_t uidnext; /* at the EXAMINE: later messages are not in the session's view */
 };
 void copy_source_state_reset(struct copy_source_state *s);
 

@@ -87,6 +87,17 @@ add Work 13
 mh_assert_eq "$(json "$MH_TMP/sync3.json" 'd["messages"]["copied"]')" 9 "copied in all after the recreated folder"
 json "$MH_TMP/sync3.json" 'd["warning"]' | grep -q "UIDVALIDITY" || mh_fail "the summary does not say the folder was compared in full"
 compare "after the recreated folder"
+mh_log "history: one line per run with what it copied"
+"$mh" history "$job" --json >"$MH_TMP/history.json" || mh_fail "history exited $?"
+python3 - "$MH_TMP/history.json" <<'PY' || mh_fail "history: $(cat "$MH_TMP/history.json")"
+import json, sys
+runs = json.load(open(sys.argv[1]))
+assert [r["copied"] for r in runs] == [5, 3, 0, 1], runs
+assert all(r["state"] == "done" and r["ended"] >= r["started"] for r in runs), runs
+assert runs[3]["skipped"] == 2, runs   # the recreated folder's two old messages, found on the target
+PY
+"$mh" history "$job" | grep -q "^4 " || mh_fail "history text: $("$mh" history "$job")"
+
 mh_log "auto-sync every 2 s, through a coordinator restart; --off stops it"
 copied() { "$mh" status "$job" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["messages"]["copied"])'; }
 wait_copied() { # N
