@@ -24,6 +24,7 @@ struct jobs_args {
 	const char *from_password_file, *to_password_file;
 	uint64_t every_ms; /* autosync --every */
 	bool off;          /* autosync --off */
+	bool retry_failed; /* sync --retry-failed */
 	char **jobs;
 	int job_count;
 };
@@ -50,7 +51,7 @@ static int parse_interval(const char *s, uint64_t *ms_r)
 
 static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_args *a)
 {
-	enum { O_REDIS = 256, O_JSON, O_CSV, O_FOLDER, O_BATCH, O_ERROR, O_SEAL, O_FROM_PW, O_TO_PW, O_EVERY, O_OFF };
+	enum { O_REDIS = 256, O_JSON, O_CSV, O_FOLDER, O_BATCH, O_ERROR, O_SEAL, O_FROM_PW, O_TO_PW, O_EVERY, O_OFF, O_RETRY };
 	static const struct option opts[] = {
 		{"redis", required_argument, NULL, O_REDIS},
 		{"json", no_argument, NULL, O_JSON},
@@ -63,6 +64,7 @@ static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_a
 		{"to-password-file", required_argument, NULL, O_TO_PW},
 		{"every", required_argument, NULL, O_EVERY},
 		{"off", no_argument, NULL, O_OFF},
+		{"retry-failed", no_argument, NULL, O_RETRY},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -92,6 +94,7 @@ static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_a
 		case O_FROM_PW: a->from_password_file = optarg; break;
 		case O_TO_PW: a->to_password_file = optarg; break;
 		case O_OFF: a->off = true; break;
+		case O_RETRY: a->retry_failed = true; break;
 		case O_EVERY:
 			if (parse_interval(optarg, &a->every_ms) < 0) {
 				fprintf(stderr, "mailhaul %s: --every takes a duration such as 30m, 3h or 1d (at least 1s)\n",
@@ -540,6 +543,36 @@ out:
 
 /* --- sync now ------------------------------------------------------------------------------ */
 
+/* Failed messages a sync tries again: those whose error was transient (a connection
+ * lost, throttling: the automatic retries ran out), or all of them with --retry-failed.
+ * Their failures are taken out of the counts, so the sync plans them as new. */
+static int unfail_for_sync(struct rq *q, const char *job_id, bool all, size_t *n_r, struct mh_err *err)
+{
+	struct mh_job_summary s;
+	struct mh_batch_msg *msgs;
+	int rc = 0;
+
+	*n_r = 0;
+	if (mh_job_load_summary(q, job_id, 1, &s, err) < 0)
+		return -1;
+	msgs = calloc(s.failure_count + 1, sizeof(*msgs));
+	if (msgs == NULL)
+		abort();
+	for (uint32_t fi = 0; fi < s.planned_folders && rc == 0; fi++) {
+		size_t n = 0;
+		for (size_t i = 0; i < s.failure_count; i++)
+			if (s.failures[i].folder_idx == fi &&
+			    (all || mh_err_is_transient(mh_err_from_name(s.failures[i].code))))
+				msgs[n++] = (struct mh_batch_msg){s.failures[i].uid, s.failures[i].size};
+		if (n > 0)
+			rc = mh_job_unfail(q, job_id, fi, msgs, n, err);
+		*n_r += n;
+	}
+	free(msgs);
+	mh_job_summary_cleanup(&s);
+	return rc;
+}
+
 /* Copies what is new on the source since the job's last run, and prints that run's
  * summary: the job's totals, and what this run added to them. */
 static int cmd_sync(int argc, char **argv)
@@ -550,11 +583,12 @@ static int cmd_sync(int argc, char **argv)
 	struct rq *q;
 	struct mh_err err;
 	int rc = MH_EXIT_OK, queued;
+	size_t retried = 0;
 
 	if (parse_jobs_args("sync", argc, argv, &a) < 0)
 		return MH_EXIT_USAGE;
 	if (a.job_count != 1) {
-		fprintf(stderr, "usage: mailhaul sync JOB [--json] (with the passwords, as for requeue)\n");
+		fprintf(stderr, "usage: mailhaul sync JOB [--retry-failed] [--json] (with the passwords, as for requeue)\n");
 		return MH_EXIT_USAGE;
 	}
 	if ((q = connect_or_say("sync", a.redis_url)) == NULL)
@@ -571,6 +605,7 @@ static int cmd_sync(int argc, char **argv)
 		return MH_EXIT_FAILED;
 	}
 	if (restore_credentials(q, before.job_id, &a, &err) < 0 ||
+	    unfail_for_sync(q, before.job_id, a.retry_failed, &retried, &err) < 0 ||
 	    (queued = mh_job_sync_submit(q, before.job_id, &err)) < 0) {
 		fprintf(stderr, "mailhaul sync: %s\n", err.detail);
 		rq_free(&q);
@@ -582,7 +617,7 @@ static int cmd_sync(int argc, char **argv)
 		return MH_EXIT_FAILED;
 	}
 	if (!a.json)
-		fprintf(stderr, "%s: sync queued\n", before.job_id);
+		fprintf(stderr, "%s: sync queued (%zu failed messages tried again)\n", before.job_id, retried);
 	for (;;) {
 		if (mh_job_load_summary(q, before.job_id, 1, &after, &err) < 0) {
 			fprintf(stderr, "mailhaul sync: lost track of the job: %s\n", err.detail);

@@ -509,6 +509,20 @@ static void on_status(void *ctx, const struct imap_response *r)
 
 enum folder_change { FOLDER_NEW, FOLDER_UNCHANGED, FOLDER_GREW, FOLDER_RENUMBERED };
 
+/* Every message of the folder has a result (a sync may have taken failures out to try
+ * them again: then the folder is read even though it did not change). */
+static bool folder_settled(struct plan *p, uint32_t idx)
+{
+	static const char *const fields[] = {"messages", "copied", "skipped", "failed"};
+	uint64_t v[4] = {0};
+	struct mh_err err;
+
+	for (int i = 0; i < 4; i++)
+		if (mh_job_folder_get_count(p->q, p->job_id, idx, fields[i], &v[i], &err) < 0)
+			return false;
+	return v[1] + v[2] + v[3] >= v[0];
+}
+
 /* Where a source folder stands against the job's earlier plans: *idx_r is its folder
  * index (a new one for a new folder, or for one whose UIDVALIDITY changed: its old UIDs
  * mean nothing any more, and its old results stay with the old index). One STATUS. */
@@ -537,7 +551,8 @@ static int folder_change(struct plan *p, const char *name, uint32_t *next_idx, u
 		if (same && st.uidvalidity == f.uidvalidity) {
 			mh_folder_ref_cleanup(&f);
 			*idx_r = i;
-			*change_r = st.uidnext != 0 && st.uidnext == uidnext ? FOLDER_UNCHANGED : FOLDER_GREW;
+			*change_r = st.uidnext != 0 && st.uidnext == uidnext && folder_settled(p, i) ? FOLDER_UNCHANGED
+												 : FOLDER_GREW;
 			return 0;
 		}
 		mh_folder_ref_cleanup(&f);

@@ -123,4 +123,27 @@ sleep 4
 mh_assert_eq "$(copied)" 11 "copied after auto-sync was turned off"
 "$mh" status "$job" --json | python3 -c 'import json,sys; assert json.load(sys.stdin)[0]["autosync"] is None' ||
     mh_fail "status still shows a schedule"
+mh_log "failures: a sync retries only transient ones; --retry-failed retries all"
+mh_adduser src cy pw-src
+mh_adduser dst cy pw-dst 1          # 1 MB quota
+sleep 1.1
+for i in 31 32 33; do
+    mh_mailbox add-message --server "$MH_TMP/src" --user cy --password pw-src --seed "$i" --size-kb 400 >/dev/null
+done
+rc=0
+"$mh" migrate --redis "$REDIS_URL" --skip-check --ca-file "$MH_CA_FILE" --from "imap://cy@127.0.0.1:$src_IMAP_PORT" \
+    --to "imap://cy@127.0.0.1:$dst_IMAP_PORT" --json --quiet >"$MH_TMP/cy1.json" || rc=$?
+cy=$(json "$MH_TMP/cy1.json" 'd["job"]')
+mh_assert_eq "$(json "$MH_TMP/cy1.json" 'd["state"]')" partial "the over-quota migration"
+cy_copied=$(json "$MH_TMP/cy1.json" 'd["messages"]["copied"]')
+mh_adduser dst cy pw-dst 100        # raised
+sleep 1.1
+"$mh" sync "$cy" --json >"$MH_TMP/cy2.json" || true
+mh_assert_eq "$(json "$MH_TMP/cy2.json" 'd["messages"]["copied"]')" "$cy_copied" "copied by a sync (OVER_QUOTA is not transient)"
+"$mh" sync "$cy" --retry-failed --json >"$MH_TMP/cy3.json" || mh_fail "sync --retry-failed exited $?"
+mh_assert_eq "$(json "$MH_TMP/cy3.json" 'd["state"]')" done "state after --retry-failed"
+mh_assert_eq "$(json "$MH_TMP/cy3.json" 'd["messages"]["copied"]')" 3 "copied after --retry-failed"
+mh_mailbox snapshot --server "$MH_TMP/dst" --user cy --password pw-dst --json "$MH_TMP/cy-dst.json" >/dev/null
+mh_assert_eq "$(json "$MH_TMP/cy-dst.json" 'len(d["folders"]["INBOX"]["messages"])')" 3 "cy's target (no duplicates)"
+
 echo "PASS: sync copies only what is new, reads no unchanged folder, survives a UIDVALIDITY change; auto-sync runs on schedule across a coordinator restart and stops"
