@@ -619,15 +619,24 @@ static int cmd_sync(int argc, char **argv)
 	if (!a.json)
 		fprintf(stderr, "%s: sync queued (%zu failed messages tried again)\n", before.job_id, retried);
 	for (;;) {
-		if (mh_job_load_summary(q, before.job_id, 1, &after, &err) < 0) {
+		/* counters only while waiting; the details (folders, failures) once, at the end */
+		bool ended;
+
+		if (mh_job_load_summary(q, before.job_id, 0, &after, &err) < 0) {
 			fprintf(stderr, "mailhaul sync: lost track of the job: %s\n", err.detail);
 			rq_free(&q);
 			return MH_EXIT_FAILED;
 		}
 		/* "queued" until a planner takes it: a final state then means this run ended */
-		if (mh_job_state_is_final(after.state))
-			break;
+		ended = mh_job_state_is_final(after.state);
 		mh_job_summary_cleanup(&after);
+		if (ended && mh_job_load_summary(q, before.job_id, 1, &after, &err) == 0)
+			break;
+		if (ended) {
+			fprintf(stderr, "mailhaul sync: lost track of the job: %s\n", err.detail);
+			rq_free(&q);
+			return MH_EXIT_FAILED;
+		}
 		nanosleep(&tick, NULL);
 	}
 	if (a.json) {

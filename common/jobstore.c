@@ -151,6 +151,22 @@ static int string_list(struct redisReply *r, char ***ids_r, size_t *count_r);
 	"  redis.call('HDEL', k, 'run_start')\n"                                                           \
 	"end\n"
 
+/* An ended job (done, partial, failed) queued again as a sync run (mh_job_sync_submit,
+ * mh_autosync_due): true when it was ended; anything else is left alone. */
+#define LUA_SYNC_START                                                                                   \
+	"local function start_sync(id, now)\n"                                                            \
+	"  local k = 'mh:job:' .. id\n"                                                                    \
+	"  local st = redis.call('HGET', k, 'state')\n"                                                    \
+	"  if st ~= 'partial' and st ~= 'done' and st ~= 'failed' then return false end\n"                 \
+	"  redis.call('HSET', k, 'state', 'queued', 'replan', '1', 'sync', '1', 'run_start', now)\n"       \
+	"  redis.call('HINCRBY', k, 'syncs', 1)\n"                                                         \
+	"  redis.call('HDEL', k, 'ended', 'verify', 'verify_error', 'verified', 'error', 'error_detail',\n" \
+	"             'planner')\n"                                                                        \
+	"  redis.call('SADD', 'mh:active', id)\n"                                                          \
+	"  redis.call('XADD', 'mh:jobs', '*', 'job', id)\n"                                                \
+	"  return true\n"                                                                                  \
+	"end\n"
+
 /* Big batches go in chunks, keeping each command (and a script's run) short. */
 #define MSG_CHUNK 500
 
@@ -286,15 +302,13 @@ int mh_job_set_phase(struct rq *q, const char *job_id, const char *phase, struct
 	return simple(q, err, rq_command(q, err, "HSET %s phase %s", key, phase));
 }
 
-int mh_job_store_check(struct rq *q, const char *job_id, const char *verdict, const char *text, const char *json,
-		       struct mh_err *err)
+int mh_job_store_check(struct rq *q, const char *job_id, const char *verdict, const char *text, struct mh_err *err)
 {
 	char key[MH_KEY_MAX];
 
 	mh_key_job(key, sizeof(key), job_id, NULL);
 	return simple(q, err,
-		      rq_command(q, err, "HSET %s check_verdict %s check_text %s check_json %s", key, verdict, text,
-				 json));
+		      rq_command(q, err, "HSET %s check_verdict %s check_text %s", key, verdict, text));
 }
 
 int mh_job_set_warning(struct rq *q, const char *job_id, const char *text, struct mh_err *err)
@@ -673,16 +687,7 @@ int mh_job_folder_set_count(struct rq *q, const char *job_id, uint32_t folder_id
 
 int mh_job_sync_submit(struct rq *q, const char *job_id, struct mh_err *err)
 {
-	static const char script[] =
-		"local st = redis.call('HGET', KEYS[1], 'state')\n"
-		"if st ~= 'partial' and st ~= 'done' and st ~= 'failed' then return 0 end\n"
-		"redis.call('HSET', KEYS[1], 'state', 'queued', 'replan', '1', 'sync', '1', 'run_start', ARGV[2])\n"
-		"redis.call('HINCRBY', KEYS[1], 'syncs', 1)\n"
-		"redis.call('HDEL', KEYS[1], 'ended', 'verify', 'verify_error', 'verified', 'error', 'error_detail',\n"
-		"           'planner')\n"
-		"redis.call('SADD', 'mh:active', ARGV[1])\n"
-		"redis.call('XADD', 'mh:jobs', '*', 'job', ARGV[1])\n"
-		"return 1\n";
+	static const char script[] = LUA_SYNC_START "return start_sync(ARGV[1], ARGV[2]) and 1 or 0\n";
 	return job_script(q, job_id, script, job_id, err);
 }
 
@@ -705,6 +710,7 @@ int mh_job_set_autosync(struct rq *q, const char *job_id, uint64_t every_ms, str
 int mh_autosync_due(struct rq *q, uint64_t now_ms, struct mh_err *err)
 {
 	static const char script[] =
+		LUA_SYNC_START
 		"local started = 0\n"
 		"for _, id in ipairs(redis.call('ZRANGEBYSCORE', 'mh:autosync', '-inf', ARGV[1], 'LIMIT', 0, 100)) do\n"
 		"  local k = 'mh:job:' .. id\n"
@@ -712,16 +718,7 @@ int mh_autosync_due(struct rq *q, uint64_t now_ms, struct mh_err *err)
 		"  if not every or every <= 0 then\n"
 		"    redis.call('ZREM', 'mh:autosync', id)\n"
 		"  else\n"
-		"    local st = redis.call('HGET', k, 'state')\n"
-		"    if st == 'done' or st == 'partial' or st == 'failed' then\n"
-		"      redis.call('HSET', k, 'state', 'queued', 'replan', '1', 'sync', '1', 'run_start', ARGV[1])\n"
-		"      redis.call('HINCRBY', k, 'syncs', 1)\n"
-		"      redis.call('HDEL', k, 'ended', 'verify', 'verify_error', 'verified', 'error', 'error_detail',\n"
-		"                 'planner')\n"
-		"      redis.call('SADD', 'mh:active', id)\n"
-		"      redis.call('XADD', 'mh:jobs', '*', 'job', id)\n"
-		"      started = started + 1\n"
-		"    end\n"
+		"    if start_sync(id, ARGV[1]) then started = started + 1 end\n"
 		"    redis.call('ZADD', 'mh:autosync', tonumber(ARGV[1]) + every, id)\n"
 		"  end\n"
 		"end\n"

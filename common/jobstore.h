@@ -77,10 +77,9 @@ int mh_job_purge_credentials(struct rq *q, const char *job_id, struct mh_err *er
 int mh_job_get_state(struct rq *q, const char *job_id, enum mh_job_state *state_r, struct mh_err *err);
 /* The step a planning job is at, shown by status ("checking"); NULL clears it. */
 int mh_job_set_phase(struct rq *q, const char *job_id, const char *phase, struct mh_err *err);
-/* Keeps the health check's outcome with the job: its verdict and its report as text and
- * as JSON (both without passwords). */
-int mh_job_store_check(struct rq *q, const char *job_id, const char *verdict, const char *text, const char *json,
-		       struct mh_err *err);
+/* Keeps the health check's outcome with the job: its verdict and its report for people
+ * (no passwords in it). */
+int mh_job_store_check(struct rq *q, const char *job_id, const char *verdict, const char *text, struct mh_err *err);
 /* A warning about the whole job that its summary shows (e.g. a POP3 server without UIDL:
  * duplicates are recognised by size and headers only). */
 int mh_job_set_warning(struct rq *q, const char *job_id, const char *text, struct mh_err *err);

@@ -1,6 +1,9 @@
 /* msgheader.c - fields of a message header block (see msgheader.h). */
 #include "msgheader.h"
 
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -87,4 +90,31 @@ char *mh_header_field(const char *h, size_t len, const char *name)
 		line = next;
 	}
 	return NULL;
+}
+
+char *mh_header_hash_key(const char *h, size_t len, uint64_t size)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char *key = malloc(96), last = '\n';
+	int o;
+
+	if (ctx == NULL || key == NULL)
+		abort();
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	for (size_t i = 0; i < len; i++) {
+		if (h[i] == '\r')
+			continue;
+		EVP_DigestUpdate(ctx, &h[i], 1);
+		if (h[i] == '\n' && last == '\n')
+			break; /* the empty line ends the header block (and is part of BODY[HEADER]) */
+		last = h[i];
+	}
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	o = snprintf(key, 96, "H:%" PRIu64 ":", size);
+	for (unsigned i = 0; i < mdlen && o + 3 < 96; i++)
+		o += snprintf(key + o, 96 - (size_t)o, "%02x", md[i]);
+	return key;
 }

@@ -169,36 +169,15 @@ static void on_top_done(void *ctx, uint64_t size, const struct mh_err *err)
 static char *target_key(const char *data, size_t len, uint64_t size)
 {
 	char *id = mh_header_message_id(data, len), *key;
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx;
-	char last = '\n';
-	int o;
+	size_t n;
 
-	if (id != NULL) {
-		size_t n = strlen(id) + 3;
-		if ((key = malloc(n)) == NULL)
-			abort();
-		snprintf(key, n, "M:%s", id);
-		free(id);
-		return key;
-	}
-	if ((ctx = EVP_MD_CTX_new()) == NULL || (key = malloc(96)) == NULL)
+	if (id == NULL)
+		return mh_header_hash_key(data, len, size);
+	n = strlen(id) + 3;
+	if ((key = malloc(n)) == NULL)
 		abort();
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	for (size_t i = 0; i < len; i++) {
-		if (data[i] == '\r')
-			continue;
-		EVP_DigestUpdate(ctx, &data[i], 1);
-		if (data[i] == '\n' && last == '\n')
-			break; /* the empty line that ends the header block is part of BODY[HEADER] */
-		last = data[i];
-	}
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	EVP_MD_CTX_free(ctx);
-	o = snprintf(key, 96, "H:%" PRIu64 ":", size);
-	for (unsigned i = 0; i < mdlen && o + 3 < 96; i++)
-		o += snprintf(key + o, 96 - (size_t)o, "%02x", md[i]);
+	snprintf(key, n, "M:%s", id);
+	free(id);
 	return key;
 }
 

@@ -2,7 +2,6 @@
 #include "plan_pop3.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,11 +126,6 @@ static void on_target_header(void *ctx, const struct imap_response *r)
 	struct id_bag *bag = ctx;
 	const struct imap_arg *hdr = fetch_item(r, "BODY[HEADER]", 12), *uid = fetch_item(r, "UID", 3);
 	uint64_t u = 0;
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *c;
-	char *key;
-	int o;
 
 	if (hdr == NULL || uid == NULL || imap_arg_number(uid, UINT32_MAX, &u) < 0 ||
 	    (hdr->type != IMAP_ARG_LITERAL && hdr->type != IMAP_ARG_STRING))
@@ -139,18 +133,7 @@ static void on_target_header(void *ctx, const struct imap_response *r)
 	for (size_t i = 0; i < bag->noid_n; i++) {
 		if (bag->noid_uid[i] != u)
 			continue;
-		if ((c = EVP_MD_CTX_new()) == NULL || (key = malloc(96)) == NULL)
-			abort();
-		EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-		for (size_t k = 0; k < hdr->len; k++)
-			if (hdr->str[k] != '\r')
-				EVP_DigestUpdate(c, &hdr->str[k], 1);
-		EVP_DigestFinal_ex(c, md, &mdlen);
-		EVP_MD_CTX_free(c);
-		o = snprintf(key, 96, "H:%" PRIu64 ":", bag->noid_size[i]);
-		for (unsigned j = 0; j < mdlen && o + 3 < 96; j++)
-			o += snprintf(key + o, 96 - (size_t)o, "%02x", md[j]);
-		bag_add(bag, key);
+		bag_add(bag, mh_header_hash_key(hdr->str, hdr->len, bag->noid_size[i]));
 		return;
 	}
 }

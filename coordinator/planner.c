@@ -509,58 +509,77 @@ static void on_status(void *ctx, const struct imap_response *r)
 
 enum folder_change { FOLDER_NEW, FOLDER_UNCHANGED, FOLDER_GREW, FOLDER_RENUMBERED };
 
-/* Every message of the folder has a result (a sync may have taken failures out to try
- * them again: then the folder is read even though it did not change). */
-static bool folder_settled(struct plan *p, uint32_t idx)
-{
-	static const char *const fields[] = {"messages", "copied", "skipped", "failed"};
-	uint64_t v[4] = {0};
-	struct mh_err err;
+/* What an earlier plan recorded of a folder, read once per sync plan. */
+struct known_folder {
+	char *src_raw;
+	uint32_t uidvalidity;
+	uint64_t src_uidnext; /* the next source UID when last planned */
+	bool settled;         /* every message has a result (a sync may have taken failures
+			       * out to try them again: then it is read even if unchanged) */
+};
 
-	for (int i = 0; i < 4; i++)
-		if (mh_job_folder_get_count(p->q, p->job_id, idx, fields[i], &v[i], &err) < 0)
-			return false;
-	return v[1] + v[2] + v[3] >= v[0];
+static void known_free(struct known_folder *k, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		free(k[i].src_raw);
+	free(k);
+}
+
+static int known_load(struct plan *p, struct known_folder **known_r, struct mh_err *err)
+{
+	static const char *const fields[] = {"src_uidnext", "messages", "copied", "skipped", "failed"};
+	struct known_folder *k = calloc(p->known_folders + 1, sizeof(*k));
+
+	if (k == NULL)
+		abort();
+	for (uint32_t i = 0; i < p->known_folders; i++) {
+		struct mh_folder_ref f;
+		uint64_t v[5] = {0};
+
+		if (mh_job_load_folder(p->q, p->job_id, i, &f, err) < 0) {
+			known_free(k, i);
+			return -1;
+		}
+		k[i].src_raw = f.src_raw;
+		k[i].uidvalidity = f.uidvalidity;
+		f.src_raw = NULL;
+		mh_folder_ref_cleanup(&f);
+		for (int j = 0; j < 5; j++)
+			if (mh_job_folder_get_count(p->q, p->job_id, i, fields[j], &v[j], err) < 0) {
+				known_free(k, i + 1);
+				return -1;
+			}
+		k[i].src_uidnext = v[0];
+		k[i].settled = v[2] + v[3] + v[4] >= v[1];
+	}
+	*known_r = k;
+	return 0;
 }
 
 /* Where a source folder stands against the job's earlier plans: *idx_r is its folder
  * index (a new one for a new folder, or for one whose UIDVALIDITY changed: its old UIDs
  * mean nothing any more, and its old results stay with the old index). One STATUS. */
-static int folder_change(struct plan *p, const char *name, uint32_t *next_idx, uint32_t *idx_r,
-			 enum folder_change *change_r, struct mh_err *err)
+static int folder_change(struct plan *p, const struct known_folder *known, const char *name, uint32_t *next_idx,
+			 uint32_t *idx_r, enum folder_change *change_r, struct mh_err *err)
 {
 	struct folder_status st = {0};
-	uint64_t uidnext = 0;
 
 	for (uint32_t i = 0; i < p->known_folders; i++) {
-		struct mh_folder_ref f;
-		bool same;
-
-		if (mh_job_load_folder(p->q, p->job_id, i, &f, err) < 0)
+		if (strcmp(known[i].src_raw, name) != 0)
+			continue;
+		if (imap_client_run(p->base, p->src.conn.imap, on_status, NULL, &st, err,
+				    "STATUS %s (UIDNEXT UIDVALIDITY)", name) <= 0)
 			return -1;
-		same = strcmp(f.src_raw, name) == 0;
-		if (same && imap_client_run(p->base, p->src.conn.imap, on_status, NULL, &st, err,
-					    "STATUS %s (UIDNEXT UIDVALIDITY)", name) <= 0) {
-			mh_folder_ref_cleanup(&f);
-			return -1;
-		}
-		if (same && mh_job_folder_get_count(p->q, p->job_id, i, "src_uidnext", &uidnext, err) < 0) {
-			mh_folder_ref_cleanup(&f);
-			return -1;
-		}
-		if (same && st.uidvalidity == f.uidvalidity) {
-			mh_folder_ref_cleanup(&f);
-			*idx_r = i;
-			*change_r = st.uidnext != 0 && st.uidnext == uidnext && folder_settled(p, i) ? FOLDER_UNCHANGED
-												 : FOLDER_GREW;
-			return 0;
-		}
-		mh_folder_ref_cleanup(&f);
-		if (same) {
+		if (st.uidvalidity != known[i].uidvalidity) {
 			*idx_r = (*next_idx)++;
 			*change_r = FOLDER_RENUMBERED;
-			return 0;
+		} else {
+			*idx_r = i;
+			*change_r = st.uidnext != 0 && st.uidnext == known[i].src_uidnext && known[i].settled
+					    ? FOLDER_UNCHANGED
+					    : FOLDER_GREW;
 		}
+		return 0;
 	}
 	*idx_r = (*next_idx)++;
 	*change_r = FOLDER_NEW;
@@ -590,11 +609,17 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 	struct mh_namespace dst_ns = {p->dst.f.ns_prefix, p->dst.f.ns_sep};
 	size_t nsrc = 0;
 	uint32_t idx = 0, next_idx = p->known_folders;
+	struct known_folder *known = NULL;
 	size_t unchanged = 0;
 	int rc = 0;
 
 	if (src == NULL || dst == NULL)
 		abort();
+	if (p->sync && known_load(p, &known, err) < 0) {
+		free(src);
+		free(dst);
+		return -1;
+	}
 	for (size_t i = 0; i < p->src.f.count; i++) {
 		const struct mh_side_folder *f = &p->src.f.items[i];
 		unsigned special = f->special;
@@ -627,7 +652,7 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 
 		if (p->sync) {
 			enum folder_change change;
-			if (folder_change(p, src[i].name, &next_idx, &this_idx, &change, err) < 0) {
+			if (folder_change(p, known, src[i].name, &next_idx, &this_idx, &change, err) < 0) {
 				rc = -1;
 				break;
 			}
@@ -729,6 +754,8 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 	}
 	free(src);
 	free(dst);
+	if (known != NULL)
+		known_free(known, p->known_folders);
 	if (p->sync) {
 		/* every folder ever planned counts, read this time or not */
 		idx = next_idx;
@@ -806,7 +833,7 @@ static int check_phase(struct rq *q, struct event_base *base, const struct mh_se
 	struct check_opts co = {0};
 	struct check_report r;
 	const struct check_problem *stop;
-	char *text = NULL, *json = NULL;
+	char *text;
 	int rc = 0;
 
 	if (mh_job_set_phase(q, job_id, "checking", err) < 0)
@@ -815,10 +842,9 @@ static int check_phase(struct rq *q, struct event_base *base, const struct mh_se
 	if (check_run(base, spec, key, &co, &r, err) < 0)
 		return -1;
 	text = render(check_render_text, &r);
-	json = render(check_render_json, &r);
-	if (text == NULL || json == NULL)
+	if (text == NULL)
 		abort();
-	if (mh_job_store_check(q, job_id, check_verdict_name(r.verdict), text, json, err) < 0 ||
+	if (mh_job_store_check(q, job_id, check_verdict_name(r.verdict), text, err) < 0 ||
 	    mh_job_set_phase(q, job_id, NULL, err) < 0) {
 		rc = -1;
 	} else if ((stop = check_first_blocking(&r)) != NULL) {
@@ -827,7 +853,6 @@ static int check_phase(struct rq *q, struct event_base *base, const struct mh_se
 	}
 	mh_info("planner", "%s: check %s", job_id, check_verdict_name(r.verdict));
 	free(text);
-	free(json);
 	check_report_cleanup(&r);
 	return rc;
 }
