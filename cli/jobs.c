@@ -11,6 +11,7 @@
 #include "endpoint.h"
 #include "rq.h"
 #include "seal.h"
+#include "syncstore.h"
 #include "wire.h"
 
 struct jobs_args {
@@ -25,6 +26,7 @@ struct jobs_args {
 	uint64_t every_ms; /* autosync --every */
 	bool off;          /* autosync --off */
 	bool retry_failed; /* sync --retry-failed */
+	unsigned sync_set, sync_clear; /* sync/autosync --[no-]sync-flags, --[no-]propagate-deletes */
 	char **jobs;
 	int job_count;
 };
@@ -51,7 +53,8 @@ static int parse_interval(const char *s, uint64_t *ms_r)
 
 static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_args *a)
 {
-	enum { O_REDIS = 256, O_JSON, O_CSV, O_FOLDER, O_BATCH, O_ERROR, O_SEAL, O_FROM_PW, O_TO_PW, O_EVERY, O_OFF, O_RETRY };
+	enum { O_REDIS = 256, O_JSON, O_CSV, O_FOLDER, O_BATCH, O_ERROR, O_SEAL, O_FROM_PW, O_TO_PW, O_EVERY, O_OFF, O_RETRY,
+	       O_SYNC_FLAGS, O_NO_SYNC_FLAGS, O_DELETES, O_NO_DELETES };
 	static const struct option opts[] = {
 		{"redis", required_argument, NULL, O_REDIS},
 		{"json", no_argument, NULL, O_JSON},
@@ -65,6 +68,10 @@ static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_a
 		{"every", required_argument, NULL, O_EVERY},
 		{"off", no_argument, NULL, O_OFF},
 		{"retry-failed", no_argument, NULL, O_RETRY},
+		{"sync-flags", no_argument, NULL, O_SYNC_FLAGS},
+		{"no-sync-flags", no_argument, NULL, O_NO_SYNC_FLAGS},
+		{"propagate-deletes", no_argument, NULL, O_DELETES},
+		{"no-propagate-deletes", no_argument, NULL, O_NO_DELETES},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -95,6 +102,10 @@ static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_a
 		case O_TO_PW: a->to_password_file = optarg; break;
 		case O_OFF: a->off = true; break;
 		case O_RETRY: a->retry_failed = true; break;
+		case O_SYNC_FLAGS: a->sync_set |= MH_SYNC_FLAGS; break;
+		case O_NO_SYNC_FLAGS: a->sync_clear |= MH_SYNC_FLAGS; break;
+		case O_DELETES: a->sync_set |= MH_SYNC_DELETES; break;
+		case O_NO_DELETES: a->sync_clear |= MH_SYNC_DELETES; break;
 		case O_EVERY:
 			if (parse_interval(optarg, &a->every_ms) < 0) {
 				fprintf(stderr, "mailhaul %s: --every takes a duration such as 30m, 3h or 1d (at least 1s)\n",
@@ -106,6 +117,10 @@ static int parse_jobs_args(const char *cmd, int argc, char **argv, struct jobs_a
 			fprintf(stderr, "mailhaul %s: unknown option (see mailhaul help)\n", cmd);
 			return -1;
 		}
+	}
+	if (a->sync_set & a->sync_clear) {
+		fprintf(stderr, "mailhaul %s: an option and its --no- form together\n", cmd);
+		return -1;
 	}
 	a->jobs = argv + optind;
 	a->job_count = argc - optind;
@@ -146,10 +161,12 @@ static void status_line(const struct mh_job_summary *s)
 	if (s->autosync_ms > 0) {
 		char every[32], next[32];
 		uint64_t now = mh_now_ms();
-		mh_fmt_duration(every, sizeof(every), (double)s->autosync_ms / 1000.0);
-		mh_fmt_duration(next, sizeof(next), s->next_sync_ms > now ? (double)(s->next_sync_ms - now) / 1000.0 : 0);
+		mh_fmt_interval(every, sizeof(every), s->autosync_ms / 1000);
+		mh_fmt_interval(next, sizeof(next), s->next_sync_ms > now ? (s->next_sync_ms - now + 999) / 1000 : 0);
 		printf("  [auto-sync every %s, next in %s]", every, next);
 	}
+	if (s->sync_opts != 0)
+		printf("  [syncs: %s]", mh_sync_opts_describe(s->sync_opts));
 	putchar('\n');
 }
 
@@ -543,34 +560,44 @@ out:
 
 /* --- sync now ------------------------------------------------------------------------------ */
 
-/* Failed messages a sync tries again: those whose error was transient (a connection
- * lost, throttling: the automatic retries ran out), or all of them with --retry-failed.
- * Their failures are taken out of the counts, so the sync plans them as new. */
-static int unfail_for_sync(struct rq *q, const char *job_id, bool all, size_t *n_r, struct mh_err *err)
+/* What a sync of the job copies, in words. */
+static const char *sync_what(unsigned opts)
 {
-	struct mh_job_summary s;
-	struct mh_batch_msg *msgs;
-	int rc = 0;
-
-	*n_r = 0;
-	if (mh_job_load_summary(q, job_id, 1, &s, err) < 0)
-		return -1;
-	msgs = calloc(s.failure_count + 1, sizeof(*msgs));
-	if (msgs == NULL)
-		abort();
-	for (uint32_t fi = 0; fi < s.planned_folders && rc == 0; fi++) {
-		size_t n = 0;
-		for (size_t i = 0; i < s.failure_count; i++)
-			if (s.failures[i].folder_idx == fi &&
-			    (all || mh_err_is_transient(mh_err_from_name(s.failures[i].code))))
-				msgs[n++] = (struct mh_batch_msg){s.failures[i].uid, s.failures[i].size};
-		if (n > 0)
-			rc = mh_job_unfail(q, job_id, fi, msgs, n, err);
-		*n_r += n;
+	switch (opts & (MH_SYNC_FLAGS | MH_SYNC_DELETES)) {
+	case MH_SYNC_FLAGS | MH_SYNC_DELETES:
+		return "new messages, flag changes and deletions";
+	case MH_SYNC_FLAGS:
+		return "new messages and flag changes";
+	case MH_SYNC_DELETES:
+		return "new messages and deletions";
+	default:
+		return "new messages";
 	}
-	free(msgs);
-	mh_job_summary_cleanup(&s);
-	return rc;
+}
+
+/* --[no-]sync-flags and --[no-]propagate-deletes change what the job's syncs do, this
+ * one and later ones (auto-syncs too); *opts_r: what they do now. */
+static int apply_sync_opts(struct rq *q, const char *job_id, const struct jobs_args *a, unsigned *opts_r,
+			   struct mh_err *err)
+{
+	unsigned was;
+
+	if (mh_job_sync_opts(q, job_id, &was, err) < 0)
+		return -1;
+	*opts_r = (was | a->sync_set) & ~a->sync_clear;
+	if (a->sync_set != 0) {
+		struct mh_job_spec spec;
+		bool pop3;
+		if (mh_job_load_spec(q, job_id, &spec, err) < 0)
+			return -1;
+		pop3 = spec.src.proto == MH_PROTO_POP3;
+		mh_job_spec_cleanup(&spec);
+		if (pop3)
+			return mh_err_set(err, MH_E_USAGE,
+					  "--sync-flags and --propagate-deletes need an IMAP source (job %s reads POP3)",
+					  job_id);
+	}
+	return *opts_r == was ? 0 : mh_job_set_sync_opts(q, job_id, *opts_r, err);
 }
 
 /* Copies what is new on the source since the job's last run, and prints that run's
@@ -584,11 +611,13 @@ static int cmd_sync(int argc, char **argv)
 	struct mh_err err;
 	int rc = MH_EXIT_OK, queued;
 	size_t retried = 0;
+	unsigned opts = 0;
 
 	if (parse_jobs_args("sync", argc, argv, &a) < 0)
 		return MH_EXIT_USAGE;
 	if (a.job_count != 1) {
-		fprintf(stderr, "usage: mailhaul sync JOB [--retry-failed] [--json] (with the passwords, as for requeue)\n");
+		fprintf(stderr, "usage: mailhaul sync JOB [--retry-failed] [--[no-]sync-flags] [--[no-]propagate-deletes] "
+				"[--json]\n       (with the passwords, as for requeue)\n");
 		return MH_EXIT_USAGE;
 	}
 	if ((q = connect_or_say("sync", a.redis_url)) == NULL)
@@ -605,7 +634,8 @@ static int cmd_sync(int argc, char **argv)
 		return MH_EXIT_FAILED;
 	}
 	if (restore_credentials(q, before.job_id, &a, &err) < 0 ||
-	    unfail_for_sync(q, before.job_id, a.retry_failed, &retried, &err) < 0 ||
+	    apply_sync_opts(q, before.job_id, &a, &opts, &err) < 0 ||
+	    mh_job_unfail_for_sync(q, before.job_id, a.retry_failed, &retried, &err) < 0 ||
 	    (queued = mh_job_sync_submit(q, before.job_id, &err)) < 0) {
 		fprintf(stderr, "mailhaul sync: %s\n", err.detail);
 		rq_free(&q);
@@ -617,7 +647,8 @@ static int cmd_sync(int argc, char **argv)
 		return MH_EXIT_FAILED;
 	}
 	if (!a.json)
-		fprintf(stderr, "%s: sync queued (%zu failed messages tried again)\n", before.job_id, retried);
+		fprintf(stderr, "%s: sync queued, syncing %s (%zu failed messages tried again)\n", before.job_id,
+			sync_what(opts), retried);
 	for (;;) {
 		/* counters only while waiting; the details (folders, failures) once, at the end */
 		bool ended;
@@ -643,8 +674,13 @@ static int cmd_sync(int argc, char **argv)
 		report_json(stdout, &after);
 	} else {
 		report_human(stdout, &after);
-		printf("\n  This sync: %" PRIu64 " copied, %" PRIu64 " skipped (already on the target)\n",
+		printf("\n  This sync: %" PRIu64 " copied, %" PRIu64 " skipped (already on the target)",
 		       after.counts.copied - before.counts.copied, after.counts.skipped - before.counts.skipped);
+		if (opts & MH_SYNC_FLAGS)
+			printf(", %" PRIu64 " copies given their source's flags", after.flags_updated - before.flags_updated);
+		if (opts & MH_SYNC_DELETES)
+			printf(", %" PRIu64 " copies deleted", after.deleted - before.deleted);
+		putchar('\n');
 	}
 	if (after.state == MH_JOB_FAILED)
 		rc = MH_EXIT_CONNECT;
@@ -691,8 +727,8 @@ static int cmd_history(int argc, char **argv)
 	if (a.json)
 		fputs("[", stdout);
 	else
-		printf("%-4s %-20s %-20s %9s %-9s %8s %8s %8s\n", "RUN", "STARTED", "ENDED", "DURATION", "STATE",
-		       "COPIED", "SKIPPED", "FAILED");
+		printf("%-4s %-20s %-20s %9s %-9s %8s %8s %8s %8s %8s\n", "RUN", "STARTED", "ENDED", "DURATION", "STATE",
+		       "COPIED", "SKIPPED", "FAILED", "FLAGS", "DELETED");
 	for (size_t i = 0; i < n; i++) {
 		const struct mh_run *u = &runs[i];
 		char start[32], end[32], dur[32];
@@ -703,13 +739,15 @@ static int cmd_history(int argc, char **argv)
 				u->ended_ms > u->started_ms ? (double)(u->ended_ms - u->started_ms) / 1000.0 : 0);
 		if (a.json)
 			printf("%s{\"run\":%zu,\"started\":\"%s\",\"ended\":\"%s\",\"duration_s\":%.3f,\"state\":\"%s\","
-			       "\"copied\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"failed\":%" PRIu64 "}",
+			       "\"copied\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"failed\":%" PRIu64
+			       ",\"flags_updated\":%" PRIu64 ",\"deleted\":%" PRIu64 "}",
 			       i ? "," : "", i + 1, start, end,
 			       u->ended_ms > u->started_ms ? (double)(u->ended_ms - u->started_ms) / 1000.0 : 0.0, u->state,
-			       u->copied, u->skipped, u->failed);
+			       u->copied, u->skipped, u->failed, u->flags_updated, u->deleted);
 		else
-			printf("%-4zu %-20s %-20s %9s %-9s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", i + 1, start, end, dur,
-			       u->state, u->copied, u->skipped, u->failed);
+			printf("%-4zu %-20s %-20s %9s %-9s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
+			       i + 1, start, end, dur, u->state, u->copied, u->skipped, u->failed, u->flags_updated,
+			       u->deleted);
 	}
 	if (a.json)
 		fputs("]\n", stdout);
@@ -726,12 +764,14 @@ static int cmd_autosync(int argc, char **argv)
 	struct mh_job_summary s;
 	struct rq *q;
 	struct mh_err err;
+	unsigned opts = 0;
 	int rc = MH_EXIT_OK;
 
 	if (parse_jobs_args("autosync", argc, argv, &a) < 0)
 		return MH_EXIT_USAGE;
 	if (a.job_count != 1 || a.off == (a.every_ms > 0)) {
-		fprintf(stderr, "usage: mailhaul autosync JOB --every DURATION (e.g. 3h) | --off\n");
+		fprintf(stderr, "usage: mailhaul autosync JOB --every DURATION (e.g. 3h) [--[no-]sync-flags] "
+				"[--[no-]propagate-deletes] | --off\n");
 		return MH_EXIT_USAGE;
 	}
 	if ((q = connect_or_say("autosync", a.redis_url)) == NULL)
@@ -754,15 +794,16 @@ static int cmd_autosync(int argc, char **argv)
 			printf("%s: auto-sync off%s\n", s.job_id,
 			       mh_job_state_is_final(s.state) ? "; its passwords are deleted" : "");
 		}
-	} else if (restore_credentials(q, s.job_id, &a, &err) < 0 ||
+	} else if (restore_credentials(q, s.job_id, &a, &err) < 0 || apply_sync_opts(q, s.job_id, &a, &opts, &err) < 0 ||
 		   mh_job_set_autosync(q, s.job_id, a.every_ms, &err) < 0) {
 		fprintf(stderr, "mailhaul autosync: %s\n", err.detail);
 		rc = err.code == MH_E_NO_PASSWORD ? MH_EXIT_USAGE : MH_EXIT_FAILED;
 	} else {
 		char every[32];
-		mh_fmt_duration(every, sizeof(every), (double)a.every_ms / 1000.0);
-		printf("%s: auto-sync every %s (its passwords are kept, sealed, until 'mailhaul autosync %s --off')\n",
-		       s.job_id, every, s.job_id);
+		mh_fmt_interval(every, sizeof(every), a.every_ms / 1000);
+		printf("%s: auto-sync every %s, syncing %s (its passwords are kept, sealed, until 'mailhaul autosync %s "
+		       "--off')\n",
+		       s.job_id, every, sync_what(opts), s.job_id);
 	}
 	mh_job_summary_cleanup(&s);
 	rq_free(&q);

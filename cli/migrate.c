@@ -31,6 +31,7 @@ struct migrate_args {
 	bool json, quiet;
 	bool ledger_subjects;
 	bool skip_check;
+	bool sync_flags, propagate_deletes;
 	const char *pop3_folder; /* POP3 sources: target folder (NULL: INBOX) */
 	const char *pop3_flags;  /* POP3 sources: flags of the copies (NULL: none) */
 	const char *trace_file;
@@ -66,6 +67,10 @@ static void usage(FILE *out)
 	      "  --trace FILE              append every IMAP command and reply (passwords redacted) to FILE\n"
 	      "  --skip-check              start copying without the health check (mailhaul check) that\n"
 	      "                            otherwise runs first and stops a job that cannot work\n"
+	      "  --sync-flags              later syncs (mailhaul sync/autosync, with --redis) also give the\n"
+	      "                            copies the flag changes made on the source (\\Seen, \\Flagged...)\n"
+	      "  --propagate-deletes       later syncs delete the copies of messages deleted on the source\n"
+	      "                            (expunged or marked \\Deleted): see README, Sync\n"
 	      "  --ledger-subjects         list failed messages with their subject (default: a SHA-256\n"
 	      "                            fingerprint of it, for privacy)\n"
 	      "  --log-level L             debug, info, warn (default) or error\n"
@@ -79,7 +84,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_err *err)
 {
 	enum { O_FROM = 256, O_TO, O_FROM_PW, O_TO_PW, O_CA, O_INSECURE, O_PLAIN, O_REDIS, O_SEAL, O_WORKERS,
-	       O_JSON, O_QUIET, O_TRACE, O_LOG_LEVEL, O_LOG_FORMAT, O_SUBJECTS, O_SKIP_CHECK, O_POP3_FOLDER, O_POP3_FLAGS, O_HELP };
+	       O_JSON, O_QUIET, O_TRACE, O_LOG_LEVEL, O_LOG_FORMAT, O_SUBJECTS, O_SKIP_CHECK, O_POP3_FOLDER, O_POP3_FLAGS, O_SYNC_FLAGS, O_DELETES, O_HELP };
 	static const struct option opts[] = {
 		{"from", required_argument, NULL, O_FROM},
 		{"to", required_argument, NULL, O_TO},
@@ -96,6 +101,8 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		{"trace", required_argument, NULL, O_TRACE},
 		{"ledger-subjects", no_argument, NULL, O_SUBJECTS},
 		{"skip-check", no_argument, NULL, O_SKIP_CHECK},
+		{"sync-flags", no_argument, NULL, O_SYNC_FLAGS},
+		{"propagate-deletes", no_argument, NULL, O_DELETES},
 		{"pop3-folder", required_argument, NULL, O_POP3_FOLDER},
 		{"pop3-flags", required_argument, NULL, O_POP3_FLAGS},
 		{"log-level", required_argument, NULL, O_LOG_LEVEL},
@@ -134,6 +141,8 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		case O_TRACE: a->trace_file = optarg; break;
 		case O_SUBJECTS: a->ledger_subjects = true; break;
 		case O_SKIP_CHECK: a->skip_check = true; break;
+		case O_SYNC_FLAGS: a->sync_flags = true; break;
+		case O_DELETES: a->propagate_deletes = true; break;
 		case O_POP3_FOLDER:
 			if (*optarg == '\0' || strpbrk(optarg, "\r\n") != NULL)
 				return mh_err_set(err, MH_E_USAGE, "--pop3-folder takes a folder name");
@@ -167,6 +176,8 @@ static int parse_args(int argc, char **argv, struct migrate_args *a, struct mh_e
 		return mh_err_set(err, MH_E_USAGE, "both --from and --to are required");
 	if ((a->pop3_folder != NULL || a->pop3_flags != NULL) && strncmp(from, "pop3", 4) != 0)
 		return mh_err_set(err, MH_E_USAGE, "--pop3-folder and --pop3-flags are for pop3:// and pop3s:// sources");
+	if ((a->sync_flags || a->propagate_deletes) && strncmp(from, "pop3", 4) == 0)
+		return mh_err_set(err, MH_E_USAGE, "--sync-flags and --propagate-deletes need an IMAP source");
 	return cli_endpoints_resolve((char *)from, (char *)to, a->from_password_file, a->to_password_file, a->insecure,
 				     &a->from, &a->to, err);
 }
@@ -293,6 +304,10 @@ int cmd_migrate(int argc, char **argv)
 		spec.flags |= MH_JOB_LEDGER_SUBJECTS;
 	if (built == 0 && a.skip_check)
 		spec.flags |= MH_JOB_SKIP_CHECK;
+	if (built == 0 && a.sync_flags)
+		spec.flags |= MH_JOB_SYNC_FLAGS;
+	if (built == 0 && a.propagate_deletes)
+		spec.flags |= MH_JOB_PROPAGATE_DELETES;
 	if (built == 0) {
 		spec.pop3_folder = (char *)a.pop3_folder;
 		spec.pop3_flags = (char *)a.pop3_flags;

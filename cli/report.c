@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "syncstore.h"
+
 void progress_init(struct progress *p, bool quiet)
 {
 	memset(p, 0, sizeof(*p));
@@ -212,6 +214,10 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 	fprintf(out, "  messages  %" PRIu64 " copied, %" PRIu64 " skipped (already on the target), %" PRIu64
 		" failed, of %" PRIu64 "\n", c->copied, c->skipped, c->failed, c->messages);
 	fprintf(out, "  bytes     %s copied, %s skipped, %s failed\n", b1, b2, b3);
+	if (s->sync_opts != 0 || s->flags_updated + s->deleted > 0)
+		fprintf(out, "  syncs     %s: %" PRIu64 " copies given their source's changed flags, %" PRIu64
+			" copies of messages deleted on the source deleted\n",
+			mh_sync_opts_describe(s->sync_opts), s->flags_updated, s->deleted);
 	if (secs > 0) {
 		mh_fmt_bytes(b1, sizeof(b1), (uint64_t)((double)c->copied_bytes / secs));
 		fprintf(out, "  rate      %.0f messages/s, %s/s\n", (double)c->copied / secs, b1);
@@ -325,6 +331,9 @@ void report_json_object(FILE *out, const struct mh_job_summary *s)
 		fprintf(out, "{\"every_s\":%" PRIu64 ",\"next_ms\":%" PRIu64 "}", s->autosync_ms / 1000, s->next_sync_ms);
 	else
 		fputs("null", out);
+	fprintf(out, ",\"sync\":{\"flags\":%s,\"deletes\":%s,\"flags_updated\":%" PRIu64 ",\"deleted\":%" PRIu64 "}",
+		(s->sync_opts & MH_SYNC_FLAGS) ? "true" : "false", (s->sync_opts & MH_SYNC_DELETES) ? "true" : "false",
+		s->flags_updated, s->deleted);
 	fputs(",\"warning\":", out);
 	if (s->warning[0] != '\0')
 		mh_json_str(out, s->warning);

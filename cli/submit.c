@@ -175,6 +175,10 @@ static int submit_row(struct rq *q, const struct mh_seal_key *key, const struct 
 	spec.pop3_flags = row->pop3_flags;
 	if (skip_check)
 		spec.flags |= MH_JOB_SKIP_CHECK;
+	if (row->sync_flags)
+		spec.flags |= MH_JOB_SYNC_FLAGS;
+	if (row->propagate_deletes)
+		spec.flags |= MH_JOB_PROPAGATE_DELETES;
 	/* the row's autosync= option, set first: its passwords must outlive the first run */
 	rc = row->autosync_minutes > 0
 		     ? mh_job_set_autosync(q, job_id, (uint64_t)row->autosync_minutes * 60 * 1000, err)

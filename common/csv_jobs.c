@@ -696,6 +696,8 @@ enum option_key {
 	O_CA_FILE,
 	O_MAX_CONNECTIONS,
 	O_AUTOSYNC,
+	O_SYNC_FLAGS,
+	O_PROPAGATE_DELETES,
 	O_POP3_FOLDER,
 	O_POP3_FLAGS,
 	O_COUNT
@@ -703,7 +705,7 @@ enum option_key {
 
 static const char *const option_names[O_COUNT] = {
 	"allow_plaintext", "insecure",    "ca_file",    "max_connections",
-	"autosync",        "pop3_folder", "pop3_flags",
+	"autosync",        "sync_flags",  "propagate_deletes", "pop3_folder", "pop3_flags",
 };
 
 static bool yes_no_parse(const char *s, size_t len, bool *v_r)
@@ -792,7 +794,7 @@ static void option_apply(struct parse_ctx *c, const char *item, size_t len,
 		shown(name, sizeof(name), k, klen);
 		row_problem(c,
 			    "options: unknown option '%s' (known: allow_plaintext, insecure, "
-			    "ca_file, max_connections, autosync, pop3_folder, pop3_flags)",
+			    "ca_file, max_connections, autosync, sync_flags, propagate_deletes, pop3_folder, pop3_flags)",
 			    name);
 		return;
 	}
@@ -822,6 +824,14 @@ static void option_apply(struct parse_ctx *c, const char *item, size_t len,
 				    "options: autosync must be off or a duration from 1m to %ud "
 				    "(like 30m, 3h, 1d)",
 				    MH_CSV_AUTOSYNC_MAX_MINUTES / (24 * 60));
+		break;
+	case O_SYNC_FLAGS:
+		if (!yes_no_parse(v, vlen, &row->sync_flags))
+			row_problem(c, "options: sync_flags must be yes or no");
+		break;
+	case O_PROPAGATE_DELETES:
+		if (!yes_no_parse(v, vlen, &row->propagate_deletes))
+			row_problem(c, "options: propagate_deletes must be yes or no");
 		break;
 	case O_CA_FILE:
 		option_text(c, "ca_file", v, vlen, &row->ca_file);
@@ -1079,6 +1089,9 @@ static bool native_row_build(struct parse_ctx *c, struct mh_csv_row *row)
 
 	s = cell(c, N_OPTIONS, &len);
 	options_parse(c, s, len, row);
+	if (row->src.proto == MH_PROTO_POP3 && (row->sync_flags || row->propagate_deletes))
+		row_problem(c, "options: sync_flags and propagate_deletes need an IMAP source (POP3 has no flags "
+			       "and a POP3 source's messages are never deleted on the target)");
 	return dst_ok;
 }
 

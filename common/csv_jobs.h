@@ -11,7 +11,7 @@
  *                 destination_security (default tls), options
  *     options is "key=value;key=value" with the keys allow_plaintext=yes|no,
  *     insecure=yes|no, ca_file=PATH, max_connections=1..64, autosync=30m|3h|1d|off,
- *     pop3_folder=NAME, pop3_flags=FLAGS. Ports default from protocol and security
+ *     sync_flags=yes|no, propagate_deletes=yes|no, pop3_folder=NAME, pop3_flags=FLAGS. Ports default from protocol and security
  *     (imap 143/993, pop3 110/995). A password cell is a literal, "file:/path" (the
  *     first line of that file), "env:NAME" (an environment variable) or "literal:..."
  *     (the rest, taken as is, for a password that starts with "file:" or "env:").
@@ -72,6 +72,7 @@ struct mh_csv_row {
 	char *ca_file;
 	unsigned max_connections;  /* 0 = default */
 	unsigned autosync_minutes; /* 0 = off */
+	bool sync_flags, propagate_deletes; /* what syncs of the job do (syncstore.h) */
 	char *pop3_folder;
 	char *pop3_flags;
 };

@@ -47,3 +47,19 @@ bool mh_fault(const char *name)
 	pthread_mutex_unlock(&lock);
 	return hit;
 }
+
+void mh_env_words(const char *var, void (*fn)(void *ctx, const char *word), void *ctx)
+{
+	const char *env = getenv(var);
+	char word[64];
+
+	while (env != NULL && *env != '\0') {
+		size_t n = strcspn(env, ",");
+		if (n > 0 && n < sizeof(word)) {
+			memcpy(word, env, n);
+			word[n] = '\0';
+			fn(ctx, word);
+		}
+		env += n + (env[n] == ',');
+	}
+}

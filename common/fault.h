@@ -11,4 +11,9 @@
 
 bool mh_fault(const char *name);
 
+/* For tests and for working around broken servers: calls fn(ctx, word) for each word of
+ * the comma-separated environment variable var (e.g. MAILHAUL_IMAP_DISABLE_CAPS=
+ * "CONDSTORE,UIDPLUS": capabilities the clients pretend a server never offered). */
+void mh_env_words(const char *var, void (*fn)(void *ctx, const char *word), void *ctx);
+
 #endif

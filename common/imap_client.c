@@ -28,6 +28,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "uidset.h"
 
 #define IMAP_MAX_INFLIGHT 128
 /* LITERAL+ only for literals up to 100 KiB: a large message goes as a synchronizing
@@ -1302,63 +1303,43 @@ static void too_big_sizes(const struct imap_client *c, const struct imap_append 
 	mh_err_set(err, MH_E_MSG_TOO_BIG, "APPEND: %s%s: %s", what, limit, server);
 }
 
-static int parse_uid(const char *s, size_t n, uint32_t *v_r)
-{
-	uint64_t v;
+struct appenduid_fill {
+	uint32_t *uids;
+	size_t count, max;
+};
 
-	if (imap_parse_number(s, n, UINT32_MAX, &v) != 0 || v == 0)
-		return -1;
-	*v_r = (uint32_t)v;
+static int appenduid_range(void *ctx, uint32_t lo, uint32_t hi)
+{
+	struct appenduid_fill *f = ctx;
+
+	for (uint64_t u = lo; u <= hi && f->count < f->max; u++)
+		f->uids[f->count++] = (uint32_t)u;
+	return f->count == f->max;
+}
+
+static int take_uid(void *ctx, uint32_t lo, uint32_t hi)
+{
+	*(uint32_t *)ctx = lo == hi ? lo : 0;
 	return 0;
 }
 
 int imap_reply_appenduid(const struct imap_response *r, uint32_t *uidvalidity_r, uint32_t *uids_r, size_t max)
 {
-	const char *s, *sp, *p;
-	size_t count = 0;
-	uint32_t uidvalidity;
+	struct appenduid_fill fill = {uids_r, 0, max};
+	uint32_t uidvalidity = 0;
+	size_t n;
 
 	if (r == NULL || r->code == NULL || strcasecmp(r->code, "APPENDUID") != 0 || r->code_args == NULL)
 		return -1;
-	s = r->code_args;
-	sp = strchr(s, ' ');
-	if (sp == NULL || parse_uid(s, (size_t)(sp - s), &uidvalidity) != 0)
+	/* "uidvalidity uid-set" (RFC 4315 4): the first word one number, no set */
+	n = strcspn(r->code_args, " ,:");
+	if (r->code_args[n] != ' ' || imap_uid_set_walk(r->code_args, n, take_uid, &uidvalidity) < 0 ||
+	    uidvalidity == 0)
 		return -1;
-	p = sp + 1;
-	/* uid-set = (uniqueid / uid-range) *("," uid-set), RFC 4315 4 */
-	for (;;) {
-		const char *e = p, *colon = NULL;
-		uint32_t lo, hi;
-		while (*e != '\0' && *e != ',') {
-			if (*e == ':') {
-				if (colon != NULL)
-					return -1;
-				colon = e;
-			}
-			e++;
-		}
-		if (colon != NULL) {
-			if (parse_uid(p, (size_t)(colon - p), &lo) != 0 ||
-			    parse_uid(colon + 1, (size_t)(e - colon - 1), &hi) != 0)
-				return -1;
-			if (lo > hi) {
-				uint32_t t = lo;
-				lo = hi;
-				hi = t;
-			}
-		} else {
-			if (parse_uid(p, (size_t)(e - p), &lo) != 0)
-				return -1;
-			hi = lo;
-		}
-		for (uint64_t u = lo; u <= hi && count < max; u++)
-			uids_r[count++] = (uint32_t)u;
-		if (*e == '\0')
-			break;
-		p = e + 1;
-	}
+	if (max > 0 && imap_uid_set_walk(r->code_args + n + 1, strlen(r->code_args + n + 1), appenduid_range, &fill) < 0)
+		return -1;
 	*uidvalidity_r = uidvalidity;
-	return (int)(count > INT_MAX ? INT_MAX : count);
+	return (int)(fill.count > INT_MAX ? INT_MAX : fill.count);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2231,6 +2212,7 @@ int imap_client_cmd(struct imap_client *c, const struct imap_cmd_handlers *h, st
 struct run_wait {
 	imap_untagged_cb_t *untagged;
 	imap_literal_cb_t *literal;
+	imap_untagged_cb_t *tagged;
 	void *ctx;
 	bool done, ok;
 	struct mh_err err;
@@ -2254,35 +2236,56 @@ static void run_done(void *ctx, const struct imap_response *tagged, const struct
 {
 	struct run_wait *w = ctx;
 
-	(void)tagged;
 	w->done = true;
 	w->ok = err == NULL;
 	if (err != NULL)
 		w->err = *err;
+	else if (tagged != NULL && w->tagged != NULL)
+		w->tagged(w->ctx, tagged);
+}
+
+static int run_v(struct event_base *base, struct imap_client *c, struct run_wait *w, struct mh_err *err,
+		 const char *fmt, va_list ap)
+{
+	struct imap_cmd_handlers h = {.untagged = w->untagged != NULL ? run_untagged : NULL,
+				      .literal = w->literal != NULL ? run_literal : NULL,
+				      .done = run_done,
+				      .ctx = w};
+
+	if (imap_client_vcmd(c, &h, err, fmt, ap) < 0)
+		return -1;
+	if (imap_run_until(base, &w->done) < 0 && !w->done)
+		return mh_err_set(err, MH_E_INTERNAL, "the event loop ended while waiting for a reply");
+	if (w->ok)
+		return 1;
+	*err = w->err;
+	return mh_err_class_of(w->err.code) == MH_CLASS_CONNECTION || w->err.code == MH_E_CANCELED ? -1 : 0;
 }
 
 int imap_client_run(struct event_base *base, struct imap_client *c, imap_untagged_cb_t *untagged,
 		    imap_literal_cb_t *literal, void *ctx, struct mh_err *err, const char *fmt, ...)
 {
 	struct run_wait w = {.untagged = untagged, .literal = literal, .ctx = ctx};
-	struct imap_cmd_handlers h = {.untagged = untagged != NULL ? run_untagged : NULL,
-				      .literal = literal != NULL ? run_literal : NULL,
-				      .done = run_done,
-				      .ctx = &w};
 	va_list ap;
 	int r;
 
 	va_start(ap, fmt);
-	r = imap_client_vcmd(c, &h, err, fmt, ap);
+	r = run_v(base, c, &w, err, fmt, ap);
 	va_end(ap);
-	if (r < 0)
-		return -1;
-	if (imap_run_until(base, &w.done) < 0 && !w.done)
-		return mh_err_set(err, MH_E_INTERNAL, "the event loop ended while waiting for a reply");
-	if (w.ok)
-		return 1;
-	*err = w.err;
-	return mh_err_class_of(w.err.code) == MH_CLASS_CONNECTION || w.err.code == MH_E_CANCELED ? -1 : 0;
+	return r;
+}
+
+int imap_client_run_tagged(struct event_base *base, struct imap_client *c, imap_untagged_cb_t *untagged,
+			   imap_untagged_cb_t *tagged_ok, void *ctx, struct mh_err *err, const char *fmt, ...)
+{
+	struct run_wait w = {.untagged = untagged, .tagged = tagged_ok, .ctx = ctx};
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = run_v(base, c, &w, err, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 /* --- APPEND ---------------------------------------------------------------------------- */

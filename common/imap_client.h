@@ -134,6 +134,10 @@ int imap_client_vcmd(struct imap_client *c, const struct imap_cmd_handlers *h, s
  * connection is gone (err set). */
 int imap_client_run(struct event_base *base, struct imap_client *c, imap_untagged_cb_t *untagged,
 		    imap_literal_cb_t *literal, void *ctx, struct mh_err *err, const char *fmt, ...);
+/* The same, and tagged_ok (may be NULL) sees the tagged OK before it returns 1: for the
+ * response codes it carries ("[MODIFIED 7,9]" after a conditional STORE). */
+int imap_client_run_tagged(struct event_base *base, struct imap_client *c, imap_untagged_cb_t *untagged,
+			   imap_untagged_cb_t *tagged_ok, void *ctx, struct mh_err *err, const char *fmt, ...);
 
 /* --- streamed APPEND / MULTIAPPEND (RFC 3502) ---------------------------------------
  * imap_client_append_start() queues "APPEND mailbox"; each imap_append_add() adds one

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "pop3_connect.h"
+#include "fault.h"
 #include "trace.h"
 
 const char *mh_side_name(enum mh_side side)
@@ -83,6 +84,11 @@ static void open_done(void *ctx, const struct imap_response *tagged, const struc
 		w->err = *err;
 }
 
+static void disable_cap(void *c, const char *name)
+{
+	imap_client_disable_cap(c, name);
+}
+
 int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum mh_side side,
 		 const struct mh_seal_key *key, const struct mh_conn_opts *opts, struct mh_conn *conn,
 		 struct mh_err *err)
@@ -133,6 +139,7 @@ int mh_conn_open(struct event_base *base, const struct mh_job_spec *spec, enum m
 		mh_conn_close(conn);
 		return mh_err_set(err, MH_E_INTERNAL, "cannot create an IMAP client");
 	}
+	mh_env_words("MAILHAUL_IMAP_DISABLE_CAPS", disable_cap, conn->imap);
 	imap_client_open(conn->imap, open_done, &w);
 	if (imap_run_until(base, &w.done) < 0 && !w.done) {
 		conn->stage = imap_client_stage(conn->imap);

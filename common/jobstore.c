@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "rq.h"
+#include "syncstore.h"
 
 static const char *const state_names[] = {"queued", "planning", "running",   "done",
 					  "partial", "failed",  "cancelled", "paused"};
@@ -76,56 +77,6 @@ static int simple(struct rq *q, struct mh_err *err, struct redisReply *r)
 	return 0;
 }
 
-/* A command's arguments, built one by one (each string copied). */
-struct cmd_args {
-	int argc, cap;
-	char **argv;
-	size_t *len;
-};
-
-static void args_add(struct cmd_args *a, const char *s)
-{
-	if (a->argc == a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 64;
-		a->argv = realloc(a->argv, (size_t)a->cap * sizeof(*a->argv));
-		a->len = realloc(a->len, (size_t)a->cap * sizeof(*a->len));
-		if (a->argv == NULL || a->len == NULL)
-			abort();
-	}
-	a->argv[a->argc] = strdup(s);
-	if (a->argv[a->argc] == NULL)
-		abort();
-	a->len[a->argc++] = strlen(s);
-}
-
-static void args_add_u64(struct cmd_args *a, uint64_t v)
-{
-	char num[24];
-
-	snprintf(num, sizeof(num), "%" PRIu64, v);
-	args_add(a, num);
-}
-
-/* Runs the command and empties a (for the next chunk). */
-static struct redisReply *args_run(struct rq *q, struct cmd_args *a, struct mh_err *err)
-{
-	struct redisReply *r = rq_command_argv(q, err, a->argc, (const char **)a->argv, a->len);
-
-	for (int i = 0; i < a->argc; i++)
-		free(a->argv[i]);
-	a->argc = 0;
-	return r;
-}
-
-static void args_free(struct cmd_args *a)
-{
-	for (int i = 0; i < a->argc; i++)
-		free(a->argv[i]);
-	free(a->argv);
-	free(a->len);
-	memset(a, 0, sizeof(*a));
-}
-
 static int string_list(struct redisReply *r, char ***ids_r, size_t *count_r);
 
 /* Lua: whether the job hash k is running (planned: "messages" is set when planning ends)
@@ -141,13 +92,15 @@ static int string_list(struct redisReply *r, char ***ids_r, size_t *count_r);
  * the counts this run added) and makes the current counts the next run's base. */
 #define LUA_HISTORY                                                                                        \
 	"local function add_history(k, state, now)\n"                                                     \
-	"  local v = redis.call('HMGET', k, 'copied', 'skipped', 'failed', 'run_copied', 'run_skipped',\n" \
-	"                       'run_failed', 'run_start', 'started')\n"                                   \
-	"  for i = 1, 6 do v[i] = tonumber(v[i]) or 0 end\n"                                              \
-	"  local start = v[7] or v[8] or now\n"                                                            \
-	"  redis.call('RPUSH', k .. ':history', start .. ' ' .. now .. ' ' .. state .. ' ' .. (v[1] - v[4]) ..\n" \
-	"             ' ' .. (v[2] - v[5]) .. ' ' .. (v[3] - v[6]))\n"                                    \
-	"  redis.call('HSET', k, 'run_copied', v[1], 'run_skipped', v[2], 'run_failed', v[3])\n"          \
+	"  local v = redis.call('HMGET', k, 'copied', 'skipped', 'failed', 'flags_updated', 'deleted',\n"   \
+	"                       'run_copied', 'run_skipped', 'run_failed', 'run_flags_updated',\n"        \
+	"                       'run_deleted', 'run_start', 'started')\n"                                  \
+	"  for i = 1, 10 do v[i] = tonumber(v[i]) or 0 end\n"                                             \
+	"  local start = v[11] or v[12] or now\n"                                                          \
+	"  redis.call('RPUSH', k .. ':history', start .. ' ' .. now .. ' ' .. state .. ' ' .. (v[1] - v[6]) ..\n" \
+	"             ' ' .. (v[2] - v[7]) .. ' ' .. (v[3] - v[8]) .. ' ' .. (v[4] - v[9]) .. ' ' .. (v[5] - v[10]))\n" \
+	"  redis.call('HSET', k, 'run_copied', v[1], 'run_skipped', v[2], 'run_failed', v[3],\n"          \
+	"             'run_flags_updated', v[4], 'run_deleted', v[5])\n"                                   \
 	"  redis.call('HDEL', k, 'run_start')\n"                                                           \
 	"end\n"
 
@@ -211,8 +164,10 @@ int mh_job_submit(struct rq *q, const struct mh_job_spec *spec, struct mh_err *e
 		char server[MH_KEY_MAX];
 		mh_key_server(server, sizeof(server), spec->dst.host, spec->dst.port);
 		rc = simple(q, err,
-			    rq_command(q, err, "HSET %s spec %b state queued created %" PRIu64 " src %s dst %s server %s",
-				       key, enc.data, enc.len, mh_now_ms(), src, dst, server));
+			    rq_command(q, err,
+				       "HSET %s spec %b state queued created %" PRIu64 " src %s dst %s server %s sync_opts %u",
+				       key, enc.data, enc.len, mh_now_ms(), src, dst, server,
+				       mh_sync_opts_from_spec(spec->flags)));
 	}
 	mh_bytes_free(&enc);
 	if (rc < 0)
@@ -751,15 +706,18 @@ int mh_job_history(struct rq *q, const char *job_id, struct mh_run **runs_r, siz
 		abort();
 	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
 		struct mh_run *u = &runs[n];
-		long long c, sk, f;
+		long long c, sk, f, fl = 0, d = 0;
 
+		/* runs recorded before flag sync existed have no flag and delete counts */
 		if (r->element[i]->type != REDIS_REPLY_STRING ||
-		    sscanf(r->element[i]->str, "%" SCNu64 " %" SCNu64 " %15s %lld %lld %lld", &u->started_ms,
-			   &u->ended_ms, u->state, &c, &sk, &f) != 6)
+		    sscanf(r->element[i]->str, "%" SCNu64 " %" SCNu64 " %15s %lld %lld %lld %lld %lld", &u->started_ms,
+			   &u->ended_ms, u->state, &c, &sk, &f, &fl, &d) < 6)
 			continue;
 		u->copied = c > 0 ? (uint64_t)c : 0;
 		u->skipped = sk > 0 ? (uint64_t)sk : 0;
 		u->failed = f > 0 ? (uint64_t)f : 0;
+		u->flags_updated = fl > 0 ? (uint64_t)fl : 0;
+		u->deleted = d > 0 ? (uint64_t)d : 0;
 		n++;
 	}
 	rq_reply_free(r);
@@ -815,7 +773,7 @@ int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const s
 		"end\n"
 		"return 0\n";
 	char keys[4][MH_KEY_MAX];
-	struct cmd_args a = {0};
+	struct rq_args a = {0};
 	int rc = 0;
 
 	mh_key_job(keys[0], sizeof(keys[0]), job_id, NULL);
@@ -825,19 +783,19 @@ int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const s
 	for (size_t base = 0; base < count && rc == 0; base += MSG_CHUNK) {
 		size_t n = count - base < MSG_CHUNK ? count - base : MSG_CHUNK;
 
-		args_add(&a, "EVAL");
-		args_add(&a, script);
-		args_add(&a, "4");
+		rq_args_add(&a, "EVAL");
+		rq_args_add(&a, script);
+		rq_args_add(&a, "4");
 		for (int k = 0; k < 4; k++)
-			args_add(&a, keys[k]);
-		args_add_u64(&a, folder_idx);
+			rq_args_add(&a, keys[k]);
+		rq_args_add_u64(&a, folder_idx);
 		for (size_t i = 0; i < n; i++) {
-			args_add_u64(&a, msgs[base + i].uid);
-			args_add_u64(&a, msgs[base + i].size);
+			rq_args_add_u64(&a, msgs[base + i].uid);
+			rq_args_add_u64(&a, msgs[base + i].size);
 		}
-		rc = simple(q, err, args_run(q, &a, err));
+		rc = simple(q, err, rq_args_run(q, &a, err));
 	}
-	args_free(&a);
+	rq_args_free(&a);
 	return rc;
 }
 
@@ -857,7 +815,7 @@ int mh_job_msg_marks(struct rq *q, const char *job_id, uint32_t folder_idx, cons
 		"end\n"
 		"return out\n";
 	char done[MH_KEY_MAX], inflight[MH_KEY_MAX];
-	struct cmd_args a = {0};
+	struct rq_args a = {0};
 	int rc = 0;
 
 	mh_key_job(done, sizeof(done), job_id, ":done");
@@ -866,15 +824,15 @@ int mh_job_msg_marks(struct rq *q, const char *job_id, uint32_t folder_idx, cons
 		size_t n = count - base < MSG_CHUNK ? count - base : MSG_CHUNK;
 		struct redisReply *r;
 
-		args_add(&a, "EVAL");
-		args_add(&a, script);
-		args_add(&a, "2");
-		args_add(&a, done);
-		args_add(&a, inflight);
-		args_add_u64(&a, folder_idx);
+		rq_args_add(&a, "EVAL");
+		rq_args_add(&a, script);
+		rq_args_add(&a, "2");
+		rq_args_add(&a, done);
+		rq_args_add(&a, inflight);
+		rq_args_add_u64(&a, folder_idx);
 		for (size_t i = 0; i < n; i++)
-			args_add_u64(&a, msgs[base + i].uid);
-		r = args_run(q, &a, err);
+			rq_args_add_u64(&a, msgs[base + i].uid);
+		r = rq_args_run(q, &a, err);
 		if (r == NULL) {
 			rc = -1;
 			break;
@@ -887,7 +845,7 @@ int mh_job_msg_marks(struct rq *q, const char *job_id, uint32_t folder_idx, cons
 		}
 		rq_reply_free(r);
 	}
-	args_free(&a);
+	rq_args_free(&a);
 	return rc;
 }
 
@@ -895,7 +853,7 @@ int mh_job_mark_inflight(struct rq *q, const char *job_id, uint32_t folder_idx, 
 			 size_t count, struct mh_err *err)
 {
 	char key[MH_KEY_MAX], field[32];
-	struct cmd_args a = {0};
+	struct rq_args a = {0};
 	int rc = 0;
 
 	mh_key_job(key, sizeof(key), job_id, ":inflight");
@@ -903,17 +861,17 @@ int mh_job_mark_inflight(struct rq *q, const char *job_id, uint32_t folder_idx, 
 		size_t n = count - base < MSG_CHUNK ? count - base : MSG_CHUNK;
 		struct redisReply *r;
 
-		args_add(&a, "HSET");
-		args_add(&a, key);
+		rq_args_add(&a, "HSET");
+		rq_args_add(&a, key);
 		for (size_t i = 0; i < n; i++) {
 			snprintf(field, sizeof(field), "%" PRIu32 ":%" PRIu32, folder_idx, msgs[base + i].uid);
-			args_add(&a, field);
-			args_add(&a, "1");
+			rq_args_add(&a, field);
+			rq_args_add(&a, "1");
 		}
-		r = args_run(q, &a, err);
+		r = rq_args_run(q, &a, err);
 		rc = simple(q, err, r);
 	}
-	args_free(&a);
+	rq_args_free(&a);
 	return rc;
 }
 
@@ -931,7 +889,7 @@ int mh_job_claim_target_uid(struct rq *q, const char *job_id, uint32_t folder_id
 		"end\n"
 		"return 0\n";
 	char key[MH_KEY_MAX];
-	struct cmd_args a = {0};
+	struct rq_args a = {0};
 	struct redisReply *r;
 	int rc = 0;
 
@@ -939,16 +897,16 @@ int mh_job_claim_target_uid(struct rq *q, const char *job_id, uint32_t folder_id
 	if (n == 0)
 		return 0;
 	mh_key_job(key, sizeof(key), job_id, ":claimed");
-	args_add(&a, "EVAL");
-	args_add(&a, script);
-	args_add(&a, "1");
-	args_add(&a, key);
-	args_add_u64(&a, folder_idx);
-	args_add_u64(&a, src_uid);
+	rq_args_add(&a, "EVAL");
+	rq_args_add(&a, script);
+	rq_args_add(&a, "1");
+	rq_args_add(&a, key);
+	rq_args_add_u64(&a, folder_idx);
+	rq_args_add_u64(&a, src_uid);
 	for (size_t i = 0; i < n; i++)
-		args_add_u64(&a, cands[i]);
-	r = args_run(q, &a, err);
-	args_free(&a);
+		rq_args_add_u64(&a, cands[i]);
+	r = rq_args_run(q, &a, err);
+	rq_args_free(&a);
 	if (r == NULL)
 		return -1;
 	if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= UINT32_MAX)
@@ -1163,7 +1121,7 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 	static const char *const suffixes[] = {NULL, ":done", NULL, ":fail", ":inflight", ":claimed"};
 	enum { CHUNK = 200 };
 	char keys[6][MH_KEY_MAX];
-	struct cmd_args a = {0};
+	struct rq_args a = {0};
 	int rc = 0;
 
 	if (complete_r != NULL)
@@ -1175,28 +1133,28 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 		size_t n = count - base < CHUNK ? count - base : CHUNK;
 		struct redisReply *r;
 
-		args_add(&a, "EVAL");
-		args_add(&a, record_script);
-		args_add(&a, "6");
+		rq_args_add(&a, "EVAL");
+		rq_args_add(&a, record_script);
+		rq_args_add(&a, "6");
 		for (int k = 0; k < 6; k++)
-			args_add(&a, keys[k]);
-		args_add_u64(&a, folder_idx);
-		args_add_u64(&a, batch_id);
+			rq_args_add(&a, keys[k]);
+		rq_args_add_u64(&a, folder_idx);
+		rq_args_add_u64(&a, batch_id);
 		for (size_t i = 0; i < n; i++) {
 			const struct mh_msg_result *m = &msgs[base + i];
-			args_add_u64(&a, m->uid);
-			args_add(&a, m->status == MH_MSG_COPIED ? "c" : m->status == MH_MSG_SKIPPED ? "s" : "f");
-			args_add_u64(&a, m->bytes);
-			args_add(&a, m->error != NULL ? m->error : "");
-			args_add(&a, m->detail != NULL ? m->detail : "");
+			rq_args_add_u64(&a, m->uid);
+			rq_args_add(&a, m->status == MH_MSG_COPIED ? "c" : m->status == MH_MSG_SKIPPED ? "s" : "f");
+			rq_args_add_u64(&a, m->bytes);
+			rq_args_add(&a, m->error != NULL ? m->error : "");
+			rq_args_add(&a, m->detail != NULL ? m->detail : "");
 			if (m->dst_uid != 0)
-				args_add_u64(&a, m->dst_uid);
+				rq_args_add_u64(&a, m->dst_uid);
 			else
-				args_add(&a, "");
-			args_add(&a, m->date != NULL ? m->date : "");
-			args_add(&a, m->subject != NULL ? m->subject : "");
+				rq_args_add(&a, "");
+			rq_args_add(&a, m->date != NULL ? m->date : "");
+			rq_args_add(&a, m->subject != NULL ? m->subject : "");
 		}
-		r = args_run(q, &a, err);
+		r = rq_args_run(q, &a, err);
 		if (r == NULL) {
 			rc = -1;
 			break;
@@ -1206,7 +1164,7 @@ int mh_job_record_results(struct rq *q, const char *job_id, uint32_t folder_idx,
 			*complete_r = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
 		rq_reply_free(r);
 	}
-	args_free(&a);
+	rq_args_free(&a);
 	return rc;
 }
 
@@ -1296,11 +1254,11 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	r = rq_command(q, err,
 		       "HMGET %s " COUNT_FIELDS
 		       " state created started ended folders error error_detail src dst phase check_verdict verify"
-		       " verify_error warning autosync_ms",
+		       " verify_error warning autosync_ms sync_opts flags_updated deleted",
 		       key);
 	if (r == NULL)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 23 || r->element[8]->type != REDIS_REPLY_STRING) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 26 || r->element[8]->type != REDIS_REPLY_STRING) {
 		rq_reply_free(r);
 		return mh_err_set(err, MH_E_USAGE, "no job %s", job_id);
 	}
@@ -1321,6 +1279,9 @@ int mh_job_load_summary(struct rq *q, const char *job_id, int with_details, stru
 	str_field(r->element[20], s->verify_error, sizeof(s->verify_error));
 	str_field(r->element[21], s->warning, sizeof(s->warning));
 	s->autosync_ms = u64_field(r->element[22]);
+	s->sync_opts = (unsigned)u64_field(r->element[23]);
+	s->flags_updated = u64_field(r->element[24]);
+	s->deleted = u64_field(r->element[25]);
 	rq_reply_free(r);
 	if (s->autosync_ms > 0) {
 		r = rq_command(q, err, "ZSCORE " MH_ZSET_AUTOSYNC " %s", job_id);
@@ -1394,4 +1355,31 @@ void mh_job_summary_cleanup(struct mh_job_summary *s)
 int mh_job_counts_complete(const struct mh_counts *c)
 {
 	return c->copied + c->skipped + c->failed >= c->messages;
+}
+
+int mh_job_unfail_for_sync(struct rq *q, const char *job_id, bool all, size_t *n_r, struct mh_err *err)
+{
+	struct mh_job_summary s;
+	struct mh_batch_msg *msgs;
+	int rc = 0;
+
+	*n_r = 0;
+	if (mh_job_load_summary(q, job_id, 1, &s, err) < 0)
+		return -1;
+	msgs = calloc(s.failure_count + 1, sizeof(*msgs));
+	if (msgs == NULL)
+		abort();
+	for (uint32_t fi = 0; fi < s.planned_folders && rc == 0; fi++) {
+		size_t n = 0;
+		for (size_t i = 0; i < s.failure_count; i++)
+			if (s.failures[i].folder_idx == fi &&
+			    (all || mh_err_is_transient(mh_err_from_name(s.failures[i].code))))
+				msgs[n++] = (struct mh_batch_msg){s.failures[i].uid, s.failures[i].size};
+		if (n > 0)
+			rc = mh_job_unfail(q, job_id, fi, msgs, n, err);
+		*n_r += n;
+	}
+	free(msgs);
+	mh_job_summary_cleanup(&s);
+	return rc;
 }

@@ -179,6 +179,7 @@ struct mh_run {
 	uint64_t started_ms, ended_ms;
 	char state[16]; /* how it ended: done, partial, failed, cancelled */
 	uint64_t copied, skipped, failed;
+	uint64_t flags_updated, deleted; /* by flag sync and delete propagation (syncstore.h) */
 };
 /* The job's runs, oldest first (mh:job:<id>:history). *runs_r heap (free()). 0 or -1. */
 int mh_job_history(struct rq *q, const char *job_id, struct mh_run **runs_r, size_t *n_r, struct mh_err *err);
@@ -191,6 +192,10 @@ int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err);
  * counts as new (for a requeue). Messages that did not fail are left alone. */
 int mh_job_unfail(struct rq *q, const char *job_id, uint32_t folder_idx, const struct mh_batch_msg *msgs,
 		  size_t count, struct mh_err *err);
+/* Failed messages a sync tries again: those whose error was transient (a connection
+ * lost, throttling: the automatic retries ran out), or all of them (all). Their failures
+ * leave the counts, so the sync plans them as new. *n_r: how many. 0 or -1. */
+int mh_job_unfail_for_sync(struct rq *q, const char *job_id, bool all, size_t *n_r, struct mh_err *err);
 /* What a delivered batch's messages are: recorded as copied or skipped (not again), in
  * flight (an earlier attempt may have appended them: look on the target first), or new. */
 enum mh_msg_mark { MH_MARK_NEW, MH_MARK_DONE, MH_MARK_INFLIGHT };
@@ -282,6 +287,8 @@ struct mh_job_summary {
 	char warning[MH_ERR_DETAIL_MAX];      /* mh_job_set_warning's text, "" if none */
 	uint64_t autosync_ms;                 /* auto-sync interval, 0 when off */
 	uint64_t next_sync_ms;                /* when the next auto-sync is due (unix ms) */
+	unsigned sync_opts;                   /* MH_SYNC_* (syncstore.h) */
+	uint64_t flags_updated, deleted;      /* copies given their source's flags, deleted (all runs) */
 	char src[600], dst[600];  /* endpoint descriptions (no password) */
 	size_t folder_count;
 	struct mh_folder_summary *folders;

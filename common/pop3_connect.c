@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "trace.h"
 
 struct pop3_open_wait {
@@ -22,21 +23,9 @@ static void pop3_open_done(void *ctx, const struct mh_err *err)
 		w->err = *err;
 }
 
-/* MAILHAUL_POP3_DISABLE_CAPS: a comma-separated list of capabilities to ignore. */
-static void disable_caps_from_env(struct pop3_client *c)
+static void disable_cap(void *c, const char *name)
 {
-	const char *env = getenv("MAILHAUL_POP3_DISABLE_CAPS");
-	char name[32];
-
-	while (env != NULL && *env != '\0') {
-		size_t n = strcspn(env, ",");
-		if (n > 0 && n < sizeof(name)) {
-			memcpy(name, env, n);
-			name[n] = '\0';
-			pop3_client_disable_cap(c, name);
-		}
-		env += n + (env[n] == ',');
-	}
+	pop3_client_disable_cap(c, name);
 }
 
 int mh_pop3_conn_open(struct event_base *base, const struct mh_job_spec *spec, const struct mh_seal_key *key,
@@ -82,7 +71,7 @@ int mh_pop3_conn_open(struct event_base *base, const struct mh_job_spec *spec, c
 		mh_conn_close(conn);
 		return mh_err_set(err, MH_E_INTERNAL, "cannot create a POP3 client");
 	}
-	disable_caps_from_env(conn->pop3);
+	mh_env_words("MAILHAUL_POP3_DISABLE_CAPS", disable_cap, conn->pop3);
 	pop3_client_open(conn->pop3, pop3_open_done, &w);
 	if (imap_run_until(base, &w.done) < 0 && !w.done) {
 		conn->pop3_stage = pop3_client_stage(conn->pop3);

@@ -9,6 +9,7 @@
  * call, since the server legitimately stays silent for block_ms. */
 #include "rq.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -668,4 +669,47 @@ int rq_xautoclaim(struct rq *q, const char *stream, const char *group, const cha
 		ack_deleted(q, stream, group, r->element[1]);
 	freeReplyObject(r);
 	return n;
+}
+
+void rq_args_add(struct rq_args *a, const char *s)
+{
+	if (a->argc == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		a->argv = realloc(a->argv, (size_t)a->cap * sizeof(*a->argv));
+		a->len = realloc(a->len, (size_t)a->cap * sizeof(*a->len));
+		if (a->argv == NULL || a->len == NULL)
+			abort();
+	}
+	a->argv[a->argc] = strdup(s);
+	if (a->argv[a->argc] == NULL)
+		abort();
+	a->len[a->argc++] = strlen(s);
+}
+
+void rq_args_add_u64(struct rq_args *a, uint64_t v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%" PRIu64, v);
+	rq_args_add(a, num);
+}
+
+/* Runs the command and empties a (for the next chunk). */
+struct redisReply *rq_args_run(struct rq *q, struct rq_args *a, struct mh_err *err)
+{
+	struct redisReply *r = rq_command_argv(q, err, a->argc, (const char **)a->argv, a->len);
+
+	for (int i = 0; i < a->argc; i++)
+		free(a->argv[i]);
+	a->argc = 0;
+	return r;
+}
+
+void rq_args_free(struct rq_args *a)
+{
+	for (int i = 0; i < a->argc; i++)
+		free(a->argv[i]);
+	free(a->argv);
+	free(a->len);
+	memset(a, 0, sizeof(*a));
 }

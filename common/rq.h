@@ -27,6 +27,20 @@ struct redisReply *rq_command_argv(struct rq *q, struct mh_err *err, int argc, c
 				   const size_t *argvlen);
 void rq_reply_free(struct redisReply *r);
 
+/* A command's arguments, built one by one (each string copied), for commands too long or
+ * too variable for a format (scripts with many ARGV). */
+struct rq_args {
+	int argc, cap;
+	char **argv;
+	size_t *len;
+};
+void rq_args_add(struct rq_args *a, const char *s);
+void rq_args_add_u64(struct rq_args *a, uint64_t v);
+/* Runs the command and empties a (for the next chunk); the reply as for rq_command. */
+struct redisReply *rq_args_run(struct rq *q, struct rq_args *a, struct mh_err *err);
+void rq_args_free(struct rq_args *a);
+
+
 /* XGROUP CREATE stream group 0 MKSTREAM; an existing group is fine. */
 int rq_group_ensure(struct rq *q, const char *stream, const char *group, struct mh_err *err);
 /* XADD stream * field value; id_r (RQ_ID_MAX bytes) may be NULL. */

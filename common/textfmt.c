@@ -31,6 +31,35 @@ void mh_fmt_duration(char *buf, size_t len, double s)
 		snprintf(buf, len, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
 }
 
+void mh_fmt_interval(char *buf, size_t len, uint64_t seconds)
+{
+	static const struct {
+		uint64_t secs;
+		char unit;
+	} units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+	size_t o = 0;
+	int shown = 0;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && shown < 2; i++) {
+		uint64_t n = seconds / units[i].secs;
+		if (n == 0) {
+			if (shown > 0)
+				break; /* "1d" and not "1d0h5m": the two largest units, adjacent */
+			continue;
+		}
+		seconds -= n * units[i].secs;
+		o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "%" PRIu64 "%c", n, units[i].unit);
+		shown++;
+		if (o >= len)
+			return;
+	}
+	if (shown == 0)
+		snprintf(buf, len, "0s");
+}
+
 void mh_json_str(FILE *out, const char *s)
 {
 	if (s == NULL) {

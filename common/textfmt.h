@@ -10,6 +10,9 @@
 void mh_fmt_bytes(char *buf, size_t len, uint64_t bytes);
 /* "42.0 s", "3:05", "2:10:00". */
 void mh_fmt_duration(char *buf, size_t len, double seconds);
+/* An interval as people write it: "30s", "15m", "3h", "1d", "1h30m", "2d6h" (the two
+ * largest units; seconds are rounded down to whole ones). */
+void mh_fmt_interval(char *buf, size_t len, uint64_t seconds);
 /* s as a JSON string, quotes included ("null" for NULL). */
 void mh_json_str(FILE *out, const char *s);
 

@@ -58,7 +58,9 @@
 #define K_DATE "dt", "date"
 #define K_SUBJECT "sj", "subject"
 
-#define JOB_FLAGS_KNOWN (MH_JOB_ALLOW_PLAINTEXT | MH_JOB_INSECURE | MH_JOB_LEDGER_SUBJECTS | MH_JOB_SKIP_CHECK)
+#define JOB_FLAGS_KNOWN                                                                                     \
+	(MH_JOB_ALLOW_PLAINTEXT | MH_JOB_INSECURE | MH_JOB_LEDGER_SUBJECTS | MH_JOB_SKIP_CHECK | MH_JOB_SYNC_FLAGS | \
+	 MH_JOB_PROPAGATE_DELETES)
 
 bool mh_imap_flags_valid(const char *flags)
 {

@@ -39,6 +39,8 @@ struct mh_wire_endpoint {
 #define MH_JOB_INSECURE 0x2u
 #define MH_JOB_LEDGER_SUBJECTS 0x4u /* keep failed messages' subjects readable, not hashed */
 #define MH_JOB_SKIP_CHECK 0x8u      /* plan without the health check first */
+#define MH_JOB_SYNC_FLAGS 0x10u     /* syncs apply source flag changes to the copies */
+#define MH_JOB_PROPAGATE_DELETES 0x20u /* syncs delete copies of messages deleted on the source */
 
 struct mh_job_spec {
 	char *job_id;

@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "folder_map.h"
+#include "flagsync.h"
 #include "folders.h"
 #include "imap_connect.h"
 #include "imap_utf7.h"
@@ -22,6 +23,7 @@
 #include "msgheader.h"
 #include "plan_pop3.h"
 #include "rq.h"
+#include "syncstore.h"
 #include "uidset.h"
 #include "wire.h"
 
@@ -39,6 +41,7 @@ struct plan_box {
 	size_t count, cap;
 	uint32_t uidvalidity, uidnext;
 	uint32_t exists;
+	uint64_t modseq;       /* HIGHESTMODSEQ (EXAMINE with CONDSTORE), else 0 */
 	EVP_MD_CTX *hash;      /* header hash in progress */
 	struct plan_msg *hashing;
 };
@@ -65,7 +68,9 @@ struct plan {
 	unsigned batch_msgs; /* this job's batch size (adaptive, per target server) */
 	bool replan;         /* an earlier plan was interrupted: its batches may be out there */
 	bool sync;           /* "sync now" (jobstore.h): folders unchanged since the last plan are not read */
+	unsigned sync_opts;  /* MH_SYNC_* (syncstore.h): flag sync, delete propagation */
 	uint32_t known_folders; /* folders the job had before this plan */
+	struct flagsync_outcome pass_total; /* what this run's flag/delete passes did */
 };
 
 /* --- running one command to completion -------------------------------------------- */
@@ -268,6 +273,9 @@ static void on_examine(void *ctx, const struct imap_response *r)
 	else if (r->status == IMAP_STATUS_OK && r->code != NULL && strcmp(r->code, "UIDNEXT") == 0 &&
 		 imap_parse_number(r->code_args, strlen(r->code_args), UINT32_MAX, &v) == 0)
 		p->box->uidnext = (uint32_t)v;
+	else if (r->status == IMAP_STATUS_OK && r->code != NULL && strcmp(r->code, "HIGHESTMODSEQ") == 0 &&
+		 imap_parse_number(r->code_args, strlen(r->code_args), UINT64_MAX, &v) == 0)
+		p->box->modseq = v;
 	else if (r->name != NULL && strcmp(r->name, "EXISTS") == 0 && r->has_number)
 		p->box->exists = r->number;
 }
@@ -281,8 +289,14 @@ static int read_box(struct plan *p, struct plan_side *s, const char *folder, str
 
 	memset(b, 0, sizeof(*b));
 	p->box = b;
-	if (PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s", folder) < 0)
+	/* a job that syncs flags records the source's HIGHESTMODSEQ: later runs look only at
+	 * messages changed since */
+	if (s == &p->src && p->sync_opts != 0 && imap_client_has_cap(s->conn.imap, "CONDSTORE")) {
+		if (PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s (CONDSTORE)", folder) < 0)
+			return -1;
+	} else if (PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s", folder) < 0) {
 		return -1;
+	}
 	if (b->exists == 0)
 		return 0;
 	if (PLAN_CMD(p, s, on_ids, NULL, err,
@@ -323,7 +337,7 @@ static int read_box(struct plan *p, struct plan_side *s, const char *folder, str
 
 struct key_count {
 	const char *key;
-	size_t count;
+	size_t first, count; /* the target messages with this key: byk[first .. first + count) */
 };
 
 static int cmp_key_count(const void *a, const void *b)
@@ -331,42 +345,46 @@ static int cmp_key_count(const void *a, const void *b)
 	return strcmp(((const struct key_count *)a)->key, ((const struct key_count *)b)->key);
 }
 
-static int cmp_key_ptr(const void *a, const void *b)
+/* by key, then UID: the oldest target copy stands for the first source message */
+static int cmp_msg_key(const void *a, const void *b)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	const struct plan_msg *x = *(const struct plan_msg *const *)a, *y = *(const struct plan_msg *const *)b;
+	int c = strcmp(x->key, y->key);
+	return c != 0 ? c : cmp_u32(&x->uid, &y->uid);
 }
 
-/* Sets skip[i] for every source message the target already holds (multiset). */
-static void mark_present(const struct plan_box *src, const struct plan_box *dst, bool *skip)
+/* Sets found[i] to the target UID of a copy of source message i when the target holds
+ * one (a multiset: each target message stands for one source message). */
+static void mark_present(const struct plan_box *src, const struct plan_box *dst, uint32_t *found)
 {
-	const char **keys;
+	const struct plan_msg **byk;
 	struct key_count *counts;
 	size_t ndistinct = 0;
 
 	if (dst->count == 0)
 		return;
-	keys = calloc(dst->count, sizeof(*keys));
+	byk = calloc(dst->count, sizeof(*byk));
 	counts = calloc(dst->count, sizeof(*counts));
-	if (keys == NULL || counts == NULL)
+	if (byk == NULL || counts == NULL)
 		abort();
 	for (size_t i = 0; i < dst->count; i++)
-		keys[i] = dst->msgs[i].key;
-	qsort(keys, dst->count, sizeof(*keys), cmp_key_ptr);
+		byk[i] = &dst->msgs[i];
+	qsort(byk, dst->count, sizeof(*byk), cmp_msg_key);
 	for (size_t i = 0; i < dst->count; i++) {
-		if (ndistinct > 0 && strcmp(counts[ndistinct - 1].key, keys[i]) == 0)
+		if (ndistinct > 0 && strcmp(counts[ndistinct - 1].key, byk[i]->key) == 0)
 			counts[ndistinct - 1].count++;
 		else
-			counts[ndistinct++] = (struct key_count){keys[i], 1};
+			counts[ndistinct++] = (struct key_count){byk[i]->key, i, 1};
 	}
 	for (size_t i = 0; i < src->count; i++) {
-		struct key_count probe = {src->msgs[i].key, 0};
+		struct key_count probe = {src->msgs[i].key, 0, 0};
 		struct key_count *kc = bsearch(&probe, counts, ndistinct, sizeof(*counts), cmp_key_count);
 		if (kc != NULL && kc->count > 0) {
+			found[i] = byk[kc->first++]->uid;
 			kc->count--;
-			skip[i] = true;
 		}
 	}
-	free(keys);
+	free(byk);
 	free(counts);
 }
 
@@ -405,7 +423,7 @@ static int settled_by_earlier_plan(struct plan *p, uint32_t idx, const struct pl
 }
 
 static int plan_folder_batches(struct plan *p, uint32_t idx, const struct mh_side_folder *sf, const char *dst_name,
-			       const struct plan_box *src, const bool *skip, struct mh_err *err)
+			       const struct plan_box *src, const uint32_t *found, struct mh_err *err)
 {
 	const struct planner_opts *o = p->opts;
 	struct mh_batch b = {0};
@@ -433,8 +451,10 @@ static int plan_folder_batches(struct plan *p, uint32_t idx, const struct mh_sid
 
 		if (marks[i] == MH_MARK_DONE)
 			continue;
-		if (skip[i] && marks[i] == MH_MARK_NEW) {
-			skipped[nskipped++] = (struct mh_msg_result){.uid = m->uid, .status = MH_MSG_SKIPPED, .bytes = m->size};
+		if (found[i] != 0 && marks[i] == MH_MARK_NEW) {
+			/* with its copy's UID: a flag sync finds the copy by it */
+			skipped[nskipped++] = (struct mh_msg_result){
+				.uid = m->uid, .status = MH_MSG_SKIPPED, .dst_uid = found[i], .bytes = m->size};
 			continue;
 		}
 		if (m->size >= o->large_msg_bytes) {
@@ -464,31 +484,8 @@ static int plan_folder_batches(struct plan *p, uint32_t idx, const struct mh_sid
 
 /* --- folders ------------------------------------------------------------------------- */
 
-static int create_folder(struct plan *p, const char *name, struct mh_err *err)
-{
-	if (PLAN_CMD(p, &p->dst, NULL, NULL, err, "CREATE %s", name) == 0)
-		return 0;
-	/* somebody (another run, the server's autocreate) was first: fine */
-	if (err->code == MH_E_FOLDER_CREATE && strstr(err->detail, "ALREADYEXISTS") != NULL)
-		return 0;
-	return -1;
-}
-
-/* INBOX first, then by name: the order folders are copied in. */
-static int cmp_folder(const void *a, const void *b)
-{
-	const struct mh_folder *x = a, *y = b;
-	int xi = strcasecmp(x->name, "INBOX") == 0, yi = strcasecmp(y->name, "INBOX") == 0;
-
-	if (xi != yi)
-		return yi - xi;
-	return strcmp(x->name, y->name);
-}
-
-/* --- sync: what changed since the last plan ------------------------------------------- */
-
 struct folder_status {
-	uint64_t uidnext, uidvalidity;
+	uint64_t uidnext, uidvalidity, messages, modseq;
 };
 
 static void on_status(void *ctx, const struct imap_response *r)
@@ -504,15 +501,51 @@ static void on_status(void *ctx, const struct imap_response *r)
 			imap_arg_number(&list->items[i + 1], UINT32_MAX, &st->uidnext);
 		else if (imap_arg_is(&list->items[i], "UIDVALIDITY"))
 			imap_arg_number(&list->items[i + 1], UINT32_MAX, &st->uidvalidity);
+		else if (imap_arg_is(&list->items[i], "MESSAGES"))
+			imap_arg_number(&list->items[i + 1], UINT32_MAX, &st->messages);
+		else if (imap_arg_is(&list->items[i], "HIGHESTMODSEQ"))
+			imap_arg_number(&list->items[i + 1], UINT64_MAX, &st->modseq);
 	}
 }
+
+/* CREATE, then the new folder's UIDVALIDITY and UIDNEXT into b: a flag sync must know
+ * the folder its copies' UIDs belong to. */
+static int create_folder(struct plan *p, const char *name, struct plan_box *b, struct mh_err *err)
+{
+	struct folder_status st = {0};
+
+	/* somebody (another run, the server's autocreate) may have been first: fine */
+	if (PLAN_CMD(p, &p->dst, NULL, NULL, err, "CREATE %s", name) < 0 &&
+	    !(err->code == MH_E_FOLDER_CREATE && strstr(err->detail, "ALREADYEXISTS") != NULL))
+		return -1;
+	if (imap_client_run(p->base, p->dst.conn.imap, on_status, NULL, &st, err, "STATUS %s (UIDNEXT UIDVALIDITY)",
+			    name) < 0)
+		return -1;
+	b->uidvalidity = (uint32_t)st.uidvalidity;
+	b->uidnext = (uint32_t)st.uidnext;
+	return 0;
+}
+
+/* INBOX first, then by name: the order folders are copied in. */
+static int cmp_folder(const void *a, const void *b)
+{
+	const struct mh_folder *x = a, *y = b;
+	int xi = strcasecmp(x->name, "INBOX") == 0, yi = strcasecmp(y->name, "INBOX") == 0;
+
+	if (xi != yi)
+		return yi - xi;
+	return strcmp(x->name, y->name);
+}
+
+/* --- sync: what changed since the last plan ------------------------------------------- */
 
 enum folder_change { FOLDER_NEW, FOLDER_UNCHANGED, FOLDER_GREW, FOLDER_RENUMBERED };
 
 /* What an earlier plan recorded of a folder, read once per sync plan. */
 struct known_folder {
-	char *src_raw;
-	uint32_t uidvalidity;
+	char *src_raw, *dst_raw;
+	uint32_t uidvalidity, dst_uidvalidity;
+	struct mh_folder_sync sync; /* what flag sync recorded (syncstore.h) */
 	uint64_t src_uidnext; /* the next source UID when last planned */
 	bool settled;         /* every message has a result (a sync may have taken failures
 			       * out to try them again: then it is read even if unchanged) */
@@ -520,8 +553,11 @@ struct known_folder {
 
 static void known_free(struct known_folder *k, uint32_t n)
 {
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		free(k[i].src_raw);
+		free(k[i].dst_raw);
+		mh_folder_sync_cleanup(&k[i].sync);
+	}
 	free(k);
 }
 
@@ -541,9 +577,15 @@ static int known_load(struct plan *p, struct known_folder **known_r, struct mh_e
 			return -1;
 		}
 		k[i].src_raw = f.src_raw;
+		k[i].dst_raw = f.dst_raw;
 		k[i].uidvalidity = f.uidvalidity;
-		f.src_raw = NULL;
+		k[i].dst_uidvalidity = f.dst_uidvalidity;
+		f.src_raw = f.dst_raw = NULL;
 		mh_folder_ref_cleanup(&f);
+		if (mh_job_folder_sync_load(p->q, p->job_id, i, &k[i].sync, err) < 0) {
+			known_free(k, i + 1);
+			return -1;
+		}
 		for (int j = 0; j < 5; j++)
 			if (mh_job_folder_get_count(p->q, p->job_id, i, fields[j], &v[j], err) < 0) {
 				known_free(k, i + 1);
@@ -560,16 +602,28 @@ static int known_load(struct plan *p, struct known_folder **known_r, struct mh_e
  * index (a new one for a new folder, or for one whose UIDVALIDITY changed: its old UIDs
  * mean nothing any more, and its old results stay with the old index). One STATUS. */
 static int folder_change(struct plan *p, const struct known_folder *known, const char *name, uint32_t *next_idx,
-			 uint32_t *idx_r, enum folder_change *change_r, struct mh_err *err)
+			 uint32_t *idx_r, enum folder_change *change_r, struct folder_status *status_r, struct mh_err *err)
 {
 	struct folder_status st = {0};
 
 	for (uint32_t i = 0; i < p->known_folders; i++) {
+		int rc;
+
 		if (strcmp(known[i].src_raw, name) != 0)
 			continue;
-		if (imap_client_run(p->base, p->src.conn.imap, on_status, NULL, &st, err,
-				    "STATUS %s (UIDNEXT UIDVALIDITY)", name) <= 0)
+		/* with flag sync, a change of flags (MODSEQ) or an expunge (count) matters too */
+		if (p->sync_opts == 0)
+			rc = imap_client_run(p->base, p->src.conn.imap, on_status, NULL, &st, err,
+					     "STATUS %s (UIDNEXT UIDVALIDITY)", name);
+		else if (imap_client_has_cap(p->src.conn.imap, "CONDSTORE"))
+			rc = imap_client_run(p->base, p->src.conn.imap, on_status, NULL, &st, err,
+					     "STATUS %s (UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)", name);
+		else
+			rc = imap_client_run(p->base, p->src.conn.imap, on_status, NULL, &st, err,
+					     "STATUS %s (UIDNEXT UIDVALIDITY MESSAGES)", name);
+		if (rc <= 0)
 			return -1;
+		*status_r = st;
 		if (st.uidvalidity != known[i].uidvalidity) {
 			*idx_r = (*next_idx)++;
 			*change_r = FOLDER_RENUMBERED;
@@ -599,6 +653,83 @@ static int sum_folders(struct plan *p, uint32_t folders, struct mh_err *err)
 		p->total_bytes += b;
 	}
 	return 0;
+}
+
+/* Whether a folder earlier runs copied needs a flag/delete pass (flagsync.h): always
+ * without CONDSTORE (nothing tells what changed), else when its HIGHESTMODSEQ or its
+ * message count (an expunge) moved since recorded, or when an option is on that the
+ * recorded state did not cover (deletions after a pass for flags alone). */
+static bool pass_needed(const struct plan *p, const struct known_folder *k, const struct folder_status *st)
+{
+	if (p->sync_opts == 0)
+		return false;
+	if (k->sync.modseq == 0 || st->modseq == 0 || (p->sync_opts & ~k->sync.opts) != 0)
+		return true;
+	return st->modseq != k->sync.modseq || st->messages != k->sync.messages;
+}
+
+/* The pass over one folder; *modseq_r is the source MODSEQ to record when the folder is
+ * read next: the pass's when it ran, the old one when it could not (tried again next run). */
+static int run_pass(struct plan *p, uint32_t idx, const struct known_folder *k, uint64_t *modseq_r,
+		    unsigned *opts_r, struct mh_err *err)
+{
+	struct flagsync_folder f = {idx, k->src_raw, k->dst_raw, k->uidvalidity, k->dst_uidvalidity,
+				    (uint32_t)k->src_uidnext, &k->sync};
+	struct flagsync_outcome o;
+	struct flagsync_outcome *t = &p->pass_total;
+	char *disp;
+	int rc = 0;
+
+	if (flagsync_folder(p->base, p->src.conn.imap, p->dst.conn.imap, p->q, p->job_id, p->sync_opts, &f, &o,
+			    err) < 0)
+		return -1;
+	disp = mh_folder_display_name(k->src_raw);
+	t->flags_updated += o.flags_updated;
+	t->conflicts += o.conflicts;
+	t->deleted += o.deleted;
+	t->unmapped += o.unmapped;
+	if (o.left_alone != NULL) {
+		char text[MH_ERR_DETAIL_MAX];
+		mh_warn("planner", "%s: flag sync of %s left for the next run: %s", p->job_id, disp, o.left_alone);
+		snprintf(text, sizeof(text), "flag sync of folder %s left for the next run: %s", disp, o.left_alone);
+		rc = mh_job_set_warning(p->q, p->job_id, text, err);
+		*modseq_r = k->sync.modseq;
+		*opts_r = k->sync.opts;
+	} else {
+		if (o.flags_updated + o.deleted + o.conflicts + o.unmapped > 0)
+			mh_info("planner",
+				"%s: %s: %" PRIu64 " copies got their source's flags, %" PRIu64 " deleted, %" PRIu64
+				" changed on the target meanwhile (kept), %" PRIu64 " without a known copy",
+				p->job_id, disp, o.flags_updated, o.deleted, o.conflicts, o.unmapped);
+		*modseq_r = o.now.modseq;
+		*opts_r = o.now.opts;
+		rc = mh_job_folder_sync_store(p->q, p->job_id, idx, &o.now, err);
+	}
+	free(disp);
+	flagsync_outcome_cleanup(&o);
+	return rc;
+}
+
+/* What a later flag sync compares with: the source folder's MODSEQ, message count and
+ * UIDs as read now (or, after a pass in this run, the pass's MODSEQ). */
+static int record_source_state(struct plan *p, uint32_t idx, const struct plan_box *b, const uint64_t *keep_modseq,
+			       unsigned keep_opts, struct mh_err *err)
+{
+	uint32_t *uids = calloc(b->count + 1, sizeof(*uids));
+	struct mh_folder_sync st = {.modseq = keep_modseq != NULL ? *keep_modseq : b->modseq,
+				    .opts = keep_opts,
+				    .messages = b->exists};
+	int rc;
+
+	if (uids == NULL)
+		abort();
+	for (size_t i = 0; i < b->count; i++)
+		uids[i] = b->msgs[i].uid;
+	st.uids = imap_uid_set_format(uids, b->count);
+	rc = mh_job_folder_sync_store(p->q, p->job_id, idx, &st, err);
+	free(uids);
+	mh_folder_sync_cleanup(&st);
+	return rc;
 }
 
 static int plan_folders(struct plan *p, struct mh_err *err)
@@ -645,20 +776,33 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 	for (size_t i = 0; i < nsrc && rc == 0; i++) {
 		struct plan_box sbox, dbox;
 		char *dst_name = NULL, *src_disp, *dst_disp;
-		bool renamed = false, *skip;
+		bool renamed = false;
+		uint32_t *found;
 		uint64_t bytes = 0;
 		const struct mh_side_folder *sf = NULL;
 		uint32_t this_idx = idx;
+		uint64_t keep_modseq = 0; /* a pass ran (or failed): the MODSEQ to keep, */
+		unsigned keep_opts = 0;   /* and what it covers */
+		bool keep = false;
 
 		if (p->sync) {
 			enum folder_change change;
-			if (folder_change(p, known, src[i].name, &next_idx, &this_idx, &change, err) < 0) {
+			struct folder_status st = {0};
+			if (folder_change(p, known, src[i].name, &next_idx, &this_idx, &change, &st, err) < 0) {
 				rc = -1;
 				break;
 			}
+			if ((change == FOLDER_UNCHANGED || change == FOLDER_GREW) && pass_needed(p, &known[this_idx], &st)) {
+				/* before the folder is read: the MODSEQ it records must not pass a change it missed */
+				if (run_pass(p, this_idx, &known[this_idx], &keep_modseq, &keep_opts, err) < 0) {
+					rc = -1;
+					break;
+				}
+				keep = true;
+			}
 			if (change == FOLDER_UNCHANGED) {
 				unchanged++;
-				continue; /* one STATUS, nothing read */
+				continue; /* one STATUS (and the pass), nothing read */
 			}
 			if (change == FOLDER_RENUMBERED) {
 				char *disp = mh_folder_display_name(src[i].name);
@@ -692,7 +836,7 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		}
 		memset(&dbox, 0, sizeof(dbox));
 		if (mh_side_folders_find(&p->dst.f, dst_name) == NULL) {
-			if (create_folder(p, dst_name, err) < 0) {
+			if (create_folder(p, dst_name, &dbox, err) < 0) {
 				mh_warn("planner", "%s: cannot create %s: %s", p->job_id, dst_name, err->detail);
 				box_cleanup(&sbox);
 				free(dst_name);
@@ -707,10 +851,10 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 			rc = -1;
 			break;
 		}
-		skip = calloc(sbox.count + 1, sizeof(*skip));
-		if (skip == NULL)
+		found = calloc(sbox.count + 1, sizeof(*found));
+		if (found == NULL)
 			abort();
-		mark_present(&sbox, &dbox, skip);
+		mark_present(&sbox, &dbox, found);
 		for (size_t k = 0; k < sbox.count; k++)
 			bytes += sbox.msgs[k].size;
 
@@ -734,7 +878,10 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 				rc = mh_job_folder_set_count(p->q, p->job_id, this_idx, "dst_before", dbox.count, true, err);
 		}
 		if (rc == 0 && sf != NULL)
-			rc = plan_folder_batches(p, this_idx, sf, dst_name, &sbox, skip, err);
+			rc = plan_folder_batches(p, this_idx, sf, dst_name, &sbox, found, err);
+		if (rc == 0)
+			rc = record_source_state(p, this_idx, &sbox, keep ? &keep_modseq : NULL,
+						 keep ? keep_opts : MH_SYNC_FLAGS | MH_SYNC_DELETES, err);
 		if (rc == 0) {
 			/* what a sync compares with: the next UID the source will give */
 			uint32_t next = sbox.uidnext;
@@ -747,7 +894,7 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		idx++;
 		free(src_disp);
 		free(dst_disp);
-		free(skip);
+		free(found);
 		free(dst_name);
 		box_cleanup(&sbox);
 		box_cleanup(&dbox);
@@ -762,6 +909,13 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		if (rc == 0)
 			rc = sum_folders(p, idx, err);
 		mh_info("planner", "%s: sync: %zu unchanged folders not read", p->job_id, unchanged);
+		if (p->sync_opts != 0)
+			mh_info("planner",
+				"%s: sync (%s): %" PRIu64 " copies got their source's flags, %" PRIu64
+				" deleted, %" PRIu64 " changed on the target meanwhile (kept), %" PRIu64
+				" without a known copy",
+				p->job_id, mh_sync_opts_describe(p->sync_opts), p->pass_total.flags_updated,
+				p->pass_total.deleted, p->pass_total.conflicts, p->pass_total.unmapped);
 	}
 	if (rc == 0)
 		rc = mh_job_set_plan(p->q, p->job_id, idx, p->total_msgs, p->total_bytes, p->batches, err);
@@ -904,6 +1058,18 @@ int plan_job(struct rq *q, struct event_base *base, const struct mh_seal_key *ke
 	p.replan = replan;
 	if (replan && sync_state(q, job_id, &p.sync, &p.known_folders, err) < 0)
 		return -1;
+	if (mh_job_sync_opts(q, job_id, &p.sync_opts, err) < 0)
+		return -1;
+	if (p.sync) {
+		/* transient failures of earlier runs are tried again by every sync, auto-syncs too
+		 * (mailhaul sync --retry-failed took out the others already) */
+		size_t retried = 0;
+		if (mh_job_unfail_for_sync(q, job_id, false, &retried, err) < 0)
+			return -1;
+		if (retried > 0)
+			mh_info("planner", "%s: sync: %zu messages that failed for a passing reason are tried again",
+				job_id, retried);
+	}
 	if (mh_job_load_spec(q, job_id, &spec, err) < 0)
 		return -1;
 	/* a job planned again was checked the first time */

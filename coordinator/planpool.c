@@ -134,7 +134,7 @@ static int on_job(void *ctx, const struct rq_entry *e)
 		return -1;
 	}
 	if (mine > 0) {
-		mh_info("planner", "%s: planning%s (%s)", job_id, mine == 2 ? " again (a plan was interrupted)" : "",
+		mh_info("planner", "%s: planning%s (%s)", job_id, mine == 2 ? " again (a sync, or a plan that was interrupted)" : "",
 			t->consumer);
 		if (plan_job(t->q, t->base, p->opts.seal_key, &p->opts.planner, job_id, mine == 2, &err) < 0)
 			plan_failed(t, job_id, &err);

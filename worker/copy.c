@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "flagset.h"
 #include "imap_client.h"
 #include "uidset.h"
 #include "log.h"
@@ -228,27 +229,6 @@ int copy_select_source(struct event_base *base, struct imap_client *src, struct 
 	return 0;
 }
 
-static char *flags_string(const struct imap_arg *list)
-{
-	size_t cap = 1, o = 0;
-	char *s;
-
-	for (size_t i = 0; i < list->count; i++)
-		cap += list->items[i].len + 1;
-	s = malloc(cap);
-	if (s == NULL)
-		abort();
-	s[0] = '\0';
-	for (size_t i = 0; i < list->count; i++) {
-		const struct imap_arg *f = &list->items[i];
-		/* \Recent is session state, not a flag one may store (RFC 3501 2.3.2) */
-		if (f->type != IMAP_ARG_ATOM || imap_arg_is(f, "\\Recent"))
-			continue;
-		o += (size_t)snprintf(s + o, cap - o, "%s%s", o ? " " : "", f->str);
-	}
-	return s;
-}
-
 static void on_meta_untagged(void *ctx, const struct imap_response *resp)
 {
 	struct step *s = ctx;
@@ -276,7 +256,7 @@ static void on_meta_untagged(void *ctx, const struct imap_response *resp)
 		return; /* unsolicited or incomplete: the message counts as vanished */
 	free(m->flags);
 	free(m->date);
-	m->flags = flags_string(flags);
+	m->flags = mh_flags_from_list(flags);
 	m->date = strndup(date->str, date->len);
 	m->seq = resp->number;
 	m->have_meta = true;

@@ -106,7 +106,7 @@ wait_copied() { # N
     mh_fail "auto-sync did not copy up to $1 messages (copied: $(copied))"
 }
 "$mh" autosync "$job" --every 2s | grep -q "auto-sync every" || mh_fail "autosync did not answer"
-"$mh" status "$job" | grep -q "auto-sync every 2.0 s, next in" || mh_fail "status does not show the schedule: $("$mh" status "$job")"
+"$mh" status "$job" | grep -q "auto-sync every 2s, next in" || mh_fail "status does not show the schedule: $("$mh" status "$job")"
 "$mh" status "$job" --json | python3 -c 'import json,sys; a=json.load(sys.stdin)[0]["autosync"]; assert a["every_s"] == 2 and a["next_ms"] > 0, a' ||
     mh_fail "status --json does not show the schedule"
 add INBOX 6

@@ -122,7 +122,7 @@ static void test_native_all_columns_any_order_and_case(void **state)
 		"starttls,10143,plain,allow_plaintext=yes;insecure=no;ca_file=/etc/ca.pem;"
 		"max_connections=4;autosync=3h;pop3_folder=Old POP;pop3_flags=\\Seen\n"
 		"dave@new.example,10.0.0.1,dave,S3cr-5,[2001:db8::1],S3cr-6,imap,1993,TLS,,"
-		"StartTLS, autosync = 1d ; insecure=YES;;\n"
+		"StartTLS, autosync = 1d ; insecure=YES;sync_flags=yes; propagate_deletes = YES;\n"
 		"erin@new.example,pop.old.example,erin,S3cr-7,mail.new.example,S3cr-8,pop3,,,,,"
 		"autosync=off;max_connections=64\n";
 
@@ -141,6 +141,7 @@ static void test_native_all_columns_any_order_and_case(void **state)
 	assert_null(r->ca_file);
 	assert_int_equal(r->max_connections, 0);
 	assert_int_equal(r->autosync_minutes, 0);
+	assert_false(r->sync_flags || r->propagate_deletes); /* off unless asked for */
 	assert_null(r->pop3_folder);
 	assert_null(r->pop3_flags);
 
@@ -163,6 +164,7 @@ static void test_native_all_columns_any_order_and_case(void **state)
 			"dave@new.example", "S3cr-6");
 	assert_true(r->insecure);
 	assert_int_equal(r->autosync_minutes, 24 * 60);
+	assert_true(r->sync_flags && r->propagate_deletes);
 
 	r = row_on(&res, 5);
 	assert_endpoint(&r->src, MH_PROTO_POP3, MH_SEC_TLS, "pop.old.example", 995, "erin",
@@ -269,6 +271,24 @@ static void test_native_bad_rows(void **state)
 	assert_int_equal(res.row_count, 1);
 	assert_int_equal(res.rows[0].line, 21);
 	assert_string_equal(res.rows[0].dst.user, "v21");
+	mh_csv_result_cleanup(&res);
+}
+
+/* Flag sync and delete propagation: yes or no, and for IMAP sources only. */
+static void test_native_sync_options(void **state)
+{
+	struct mh_csv_result res;
+
+	(void)state;
+	parse_ok(NATIVE_HEADER ",source_protocol,options\n"
+			       "s.example,u,S3cr,d.example,v2,S3cr,pop3,sync_flags=yes\n"
+			       "s.example,u,S3cr,d.example,v3,S3cr,imap,propagate_deletes=1\n"
+			       "s.example,u,S3cr,d.example,v4,S3cr,pop3,sync_flags=no;propagate_deletes=no\n",
+		 NULL, MH_CSV_NATIVE, &res);
+	assert_problem(&res, 2, "sync_flags and propagate_deletes need an IMAP source");
+	assert_problem(&res, 3, "propagate_deletes must be yes or no");
+	assert_int_equal(problems_on(&res, 4), 0);
+	assert_int_equal(res.row_count, 1);
 	mh_csv_result_cleanup(&res);
 }
 
@@ -843,6 +863,7 @@ int main(void)
 		cmocka_unit_test(test_native_required_columns_only),
 		cmocka_unit_test(test_native_bad_rows),
 		cmocka_unit_test(test_native_row_with_several_problems),
+		cmocka_unit_test(test_native_sync_options),
 		cmocka_unit_test(test_native_header_unknown_column),
 		cmocka_unit_test(test_native_header_missing_and_repeated_columns),
 		cmocka_unit_test(test_bom_crlf_comments_and_blank_lines),

@@ -1,6 +1,7 @@
 /* test_jobstore.c - a job's state in a real Redis: counting results once, failures
  * replaced by later successes, requeue bookkeeping, job control transitions, retries,
- * completion and finishing, the atomic start of planning, the sweep.
+ * completion and finishing, the atomic start of planning, the sweep; what flag sync keeps
+ * (syncstore.h): copies' target UIDs, deletions, options, each folder's source state.
  * The group starts a private redis-server (redis_fixture.h). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "jobstore.h"
 #include "redis_fixture.h"
 #include "rq.h"
+#include "syncstore.h"
 #include "wire.h"
 
 static int group_setup(void **state)
@@ -220,6 +222,93 @@ static void test_unfail_takes_failures_out_of_the_counts(void **state)
 	c = counts(q, "j-unfail");
 	assert_true(c.failed == 1 && c.copied == 3);
 	assert_false(mh_job_counts_complete(&c));
+	rq_free(&q);
+}
+
+/* A sync tries again the failures whose error was transient; --retry-failed all. */
+static void test_sync_retries_transient_failures_only(void **state)
+{
+	struct mh_msg_result m[3];
+	struct rq *q = fresh_job(state, "j-sync-retry", 3);
+	struct mh_err err;
+	struct mh_counts c;
+	size_t n = 0;
+
+	results(m, 1, 1, MH_MSG_FAILED, "CONNECTION_LOST");
+	results(m + 1, 1, 2, MH_MSG_FAILED, "OVER_QUOTA");
+	results(m + 2, 1, 3, MH_MSG_COPIED, NULL);
+	assert_int_equal(mh_job_record_results(q, "j-sync-retry", 0, 1, m, 3, NULL, &err), 0);
+	assert_int_equal(mh_job_unfail_for_sync(q, "j-sync-retry", false, &n, &err), 0);
+	assert_int_equal(n, 1);
+	c = counts(q, "j-sync-retry");
+	assert_true(c.failed == 1 && c.copied == 1);
+	assert_int_equal(mh_job_unfail_for_sync(q, "j-sync-retry", true, &n, &err), 0);
+	assert_int_equal(n, 1);
+	c = counts(q, "j-sync-retry");
+	assert_true(c.failed == 0 && c.copied == 1);
+	rq_free(&q);
+}
+
+/* Copies are found by the target UID recorded with copied and skipped messages; a
+ * deleted copy is forgotten (its message stays done) and counted once. */
+static void test_target_uids_and_deleted_copies(void **state)
+{
+	struct mh_msg_result m[5];
+	struct mh_batch_msg all[5] = {{1, 100}, {2, 100}, {3, 100}, {4, 100}, {5, 100}};
+	enum mh_msg_mark marks[5];
+	const uint32_t src[] = {1, 2, 3, 4, 5, 6};
+	uint32_t dst[6];
+	struct rq *q = fresh_job(state, "j-map", 5);
+	struct mh_job_summary s;
+	struct mh_err err;
+
+	results(m, 2, 1, MH_MSG_COPIED, NULL);                  /* 1 -> 1000, 2 -> 1001 */
+	m[2] = (struct mh_msg_result){.uid = 3, .status = MH_MSG_SKIPPED, .dst_uid = 77, .bytes = 100};
+	m[3] = (struct mh_msg_result){.uid = 4, .status = MH_MSG_COPIED, .bytes = 100}; /* no UIDPLUS */
+	results(m + 4, 1, 5, MH_MSG_FAILED, "OVER_QUOTA");
+	assert_int_equal(mh_job_record_results(q, "j-map", 0, 1, m, 5, NULL, &err), 0);
+	assert_int_equal(mh_job_target_uids(q, "j-map", 0, src, 6, dst, &err), 0);
+	assert_true(dst[0] == 1000 && dst[1] == 1001 && dst[2] == 77 && dst[3] == 0 && dst[4] == 0 && dst[5] == 0);
+
+	assert_int_equal(mh_job_copies_deleted(q, "j-map", 0, src, 3, &err), 0);
+	assert_int_equal(mh_job_copies_deleted(q, "j-map", 0, src, 3, &err), 0); /* again: counted once */
+	assert_int_equal(mh_job_target_uids(q, "j-map", 0, src, 3, dst, &err), 0);
+	assert_true(dst[0] == 0 && dst[1] == 0 && dst[2] == 0);
+	assert_int_equal(mh_job_count_flag_updates(q, "j-map", 0, 4, &err), 0);
+	assert_int_equal(mh_job_load_summary(q, "j-map", 0, &s, &err), 0);
+	assert_true(s.deleted == 3 && s.flags_updated == 4);
+	mh_job_summary_cleanup(&s);
+	/* deleted or not, they stay done: a sync never copies them again */
+	assert_int_equal(mh_job_msg_marks(q, "j-map", 0, all, 5, marks, &err), 0);
+	assert_true(marks[0] == MH_MARK_DONE && marks[1] == MH_MARK_DONE && marks[2] == MH_MARK_DONE);
+	rq_free(&q);
+}
+
+static void test_sync_options_and_folder_state(void **state)
+{
+	struct rq *q = fresh_job(state, "j-opts", 1);
+	struct mh_folder_sync in = {.modseq = 42, .opts = MH_SYNC_FLAGS, .messages = 7, .uids = "1:5,9"}, out;
+	struct mh_err err;
+	unsigned opts = 99;
+
+	assert_int_equal(mh_job_sync_opts(q, "j-opts", &opts, &err), 0);
+	assert_int_equal(opts, 0); /* off unless asked for */
+	assert_int_equal(mh_job_set_sync_opts(q, "j-opts", MH_SYNC_FLAGS | MH_SYNC_DELETES, &err), 0);
+	assert_int_equal(mh_job_sync_opts(q, "j-opts", &opts, &err), 0);
+	assert_int_equal(opts, MH_SYNC_FLAGS | MH_SYNC_DELETES);
+	assert_string_equal(mh_sync_opts_describe(opts), "flags, deletes");
+	assert_int_equal(mh_sync_opts_from_spec(MH_JOB_PROPAGATE_DELETES | MH_JOB_SKIP_CHECK), MH_SYNC_DELETES);
+
+	assert_int_equal(mh_job_folder_sync_load(q, "j-opts", 0, &out, &err), 0);
+	assert_true(out.modseq == 0 && out.uids == NULL); /* nothing recorded */
+	assert_int_equal(mh_job_folder_sync_store(q, "j-opts", 0, &in, &err), 0);
+	in.uids = NULL; /* keeps the recorded set */
+	in.modseq = 43;
+	assert_int_equal(mh_job_folder_sync_store(q, "j-opts", 0, &in, &err), 0);
+	assert_int_equal(mh_job_folder_sync_load(q, "j-opts", 0, &out, &err), 0);
+	assert_true(out.modseq == 43 && out.opts == MH_SYNC_FLAGS && out.messages == 7);
+	assert_string_equal(out.uids, "1:5,9");
+	mh_folder_sync_cleanup(&out);
 	rq_free(&q);
 }
 
@@ -540,6 +629,9 @@ int main(void)
 		cmocka_unit_test(test_inflight_marks_follow_the_results),
 		cmocka_unit_test(test_claims_give_each_copy_one_owner),
 		cmocka_unit_test(test_unfail_takes_failures_out_of_the_counts),
+		cmocka_unit_test(test_sync_retries_transient_failures_only),
+		cmocka_unit_test(test_target_uids_and_deleted_copies),
+		cmocka_unit_test(test_sync_options_and_folder_state),
 		cmocka_unit_test(test_pause_parks_and_resume_releases),
 		cmocka_unit_test(test_retry_waits_until_due),
 		cmocka_unit_test(test_batch_size_adapts_within_bounds),
