@@ -855,3 +855,44 @@ int imap_parse_number(const char *s, size_t n, uint64_t max, uint64_t *val_r)
 	*val_r = v;
 	return 0;
 }
+
+static const struct imap_arg *fetch_attr(const struct imap_response *r, const char *name, bool prefix)
+{
+	const struct imap_arg *list;
+	size_t n = strlen(name);
+
+	if (r == NULL || r->name == NULL || strcmp(r->name, "FETCH") != 0 || r->count < 1 ||
+	    r->args[0].type != IMAP_ARG_LIST)
+		return NULL;
+	list = &r->args[0];
+	for (size_t i = 0; i + 1 < list->count; i += 2) {
+		const struct imap_arg *k = &list->items[i];
+		if (k->type != IMAP_ARG_ATOM || k->len < n || (!prefix && k->len != n))
+			continue;
+		size_t j = 0;
+		while (j < n && ascii_lower(k->str[j]) == ascii_lower(name[j]))
+			j++;
+		if (j == n)
+			return &list->items[i + 1];
+	}
+	return NULL;
+}
+
+const struct imap_arg *imap_fetch_attr(const struct imap_response *r, const char *name)
+{
+	return fetch_attr(r, name, false);
+}
+
+const struct imap_arg *imap_fetch_attr_prefix(const struct imap_response *r, const char *prefix)
+{
+	return fetch_attr(r, prefix, true);
+}
+
+uint32_t imap_fetch_uid(const struct imap_response *r)
+{
+	uint64_t uid = 0;
+
+	if (imap_arg_number(imap_fetch_attr(r, "UID"), UINT32_MAX, &uid) < 0)
+		return 0;
+	return (uint32_t)uid;
+}

@@ -139,5 +139,13 @@ bool imap_arg_is(const struct imap_arg *a, const char *s);
 int imap_arg_number(const struct imap_arg *a, uint64_t max, uint64_t *val_r);
 /* The same strict number parsing on raw bytes. */
 int imap_parse_number(const char *s, size_t n, uint64_t max, uint64_t *val_r);
+/* FETCH responses ("* 5 FETCH (UID 7 FLAGS (\\Seen) RFC822.SIZE 2301)"): the value of
+ * attribute name (case-insensitive), or NULL when r is no FETCH or has none. */
+const struct imap_arg *imap_fetch_attr(const struct imap_response *r, const char *name);
+/* The same for the first attribute whose name starts with prefix ("BODY[HEADER.FIELDS"
+ * matches "BODY[HEADER.FIELDS (MESSAGE-ID)]"). */
+const struct imap_arg *imap_fetch_attr_prefix(const struct imap_response *r, const char *prefix);
+/* The UID of a FETCH response; 0 when it has none (or a bad one). */
+uint32_t imap_fetch_uid(const struct imap_response *r);
 
 #endif

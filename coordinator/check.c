@@ -306,20 +306,10 @@ static void on_examine(void *ctx, const struct imap_response *r)
 static void on_sizes(void *ctx, const struct imap_response *r)
 {
 	struct size_scan *sc = ctx;
-	const struct imap_arg *list;
-	uint64_t uid = 0, size = 0;
-	bool have_size = false;
+	uint32_t uid = imap_fetch_uid(r);
+	uint64_t size = 0;
 
-	if (r->name == NULL || strcmp(r->name, "FETCH") != 0 || r->count < 1 || r->args[0].type != IMAP_ARG_LIST)
-		return;
-	list = &r->args[0];
-	for (size_t i = 0; i + 1 < list->count; i += 2) {
-		if (imap_arg_is(&list->items[i], "UID"))
-			imap_arg_number(&list->items[i + 1], UINT32_MAX, &uid);
-		else if (imap_arg_is(&list->items[i], "RFC822.SIZE"))
-			have_size = imap_arg_number(&list->items[i + 1], UINT64_MAX, &size) == 0;
-	}
-	if (!have_size)
+	if (imap_arg_number(imap_fetch_attr(r, "RFC822.SIZE"), UINT64_MAX, &size) < 0)
 		return;
 	sc->folder->messages++;
 	sc->folder->bytes += size;

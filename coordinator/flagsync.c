@@ -99,19 +99,10 @@ struct flags_list {
 static void on_flags(void *ctx, const struct imap_response *r)
 {
 	struct flags_list *l = ctx;
-	const struct imap_arg *list, *flags = NULL;
-	uint64_t uid = 0;
+	const struct imap_arg *flags = imap_fetch_attr(r, "FLAGS");
+	uint32_t uid = imap_fetch_uid(r);
 
-	if (r->name == NULL || strcmp(r->name, "FETCH") != 0 || r->count < 1 || r->args[0].type != IMAP_ARG_LIST)
-		return;
-	list = &r->args[0];
-	for (size_t i = 0; i + 1 < list->count; i += 2) {
-		if (imap_arg_is(&list->items[i], "UID"))
-			imap_arg_number(&list->items[i + 1], UINT32_MAX, &uid);
-		else if (imap_arg_is(&list->items[i], "FLAGS") && list->items[i + 1].type == IMAP_ARG_LIST)
-			flags = &list->items[i + 1];
-	}
-	if (uid == 0 || flags == NULL || uid >= l->below)
+	if (uid == 0 || flags == NULL || flags->type != IMAP_ARG_LIST || uid >= l->below)
 		return;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 64;
@@ -119,7 +110,7 @@ static void on_flags(void *ctx, const struct imap_response *r)
 		if (l->v == NULL)
 			abort();
 	}
-	l->v[l->n++] = (struct msg_flags){(uint32_t)uid, mh_flags_from_list(flags)};
+	l->v[l->n++] = (struct msg_flags){uid, mh_flags_from_list(flags)};
 }
 
 static void flags_list_free(struct flags_list *l)

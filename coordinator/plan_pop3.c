@@ -72,26 +72,11 @@ static void bag_add(struct id_bag *bag, char *key)
 	bag->v[bag->n++] = key;
 }
 
-static const struct imap_arg *fetch_item(const struct imap_response *r, const char *prefix, size_t plen)
-{
-	const struct imap_arg *list;
-
-	if (r->name == NULL || strcmp(r->name, "FETCH") != 0 || r->count < 1 || r->args[0].type != IMAP_ARG_LIST)
-		return NULL;
-	list = &r->args[0];
-	for (size_t i = 0; i + 1 < list->count; i += 2) {
-		const struct imap_arg *k = &list->items[i];
-		if (k->type == IMAP_ARG_ATOM && k->len >= plen && strncasecmp(k->str, prefix, plen) == 0)
-			return &list->items[i + 1];
-	}
-	return NULL;
-}
-
 static void on_target_id(void *ctx, const struct imap_response *r)
 {
 	struct id_bag *bag = ctx;
-	const struct imap_arg *hdr = fetch_item(r, "BODY[HEADER.FIELDS", 18);
-	const struct imap_arg *uid = fetch_item(r, "UID", 3), *size = fetch_item(r, "RFC822.SIZE", 11);
+	const struct imap_arg *hdr = imap_fetch_attr_prefix(r, "BODY[HEADER.FIELDS");
+	const struct imap_arg *uid = imap_fetch_attr(r, "UID"), *size = imap_fetch_attr(r, "RFC822.SIZE");
 	uint64_t u = 0, sz = 0;
 	char *id = NULL, *key;
 
@@ -124,7 +109,7 @@ static void on_target_id(void *ctx, const struct imap_response *r)
 static void on_target_header(void *ctx, const struct imap_response *r)
 {
 	struct id_bag *bag = ctx;
-	const struct imap_arg *hdr = fetch_item(r, "BODY[HEADER]", 12), *uid = fetch_item(r, "UID", 3);
+	const struct imap_arg *hdr = imap_fetch_attr(r, "BODY[HEADER]"), *uid = imap_fetch_attr(r, "UID");
 	uint64_t u = 0;
 
 	if (hdr == NULL || uid == NULL || imap_arg_number(uid, UINT32_MAX, &u) < 0 ||

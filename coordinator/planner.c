@@ -163,26 +163,14 @@ static void on_ids(void *ctx, const struct imap_response *r)
 {
 	struct plan *p = ctx;
 	struct plan_box *b = p->box;
-	const struct imap_arg *list;
-	uint64_t uid = 0, size = 0;
-	const struct imap_arg *hdr = NULL;
+	uint32_t uid = imap_fetch_uid(r);
+	uint64_t size = 0;
+	const struct imap_arg *hdr = imap_fetch_attr_prefix(r, "BODY[HEADER.FIELDS");
 	struct plan_msg *m;
 
-	if (r->name == NULL || strcmp(r->name, "FETCH") != 0 || !r->has_number || r->count < 1 ||
-	    r->args[0].type != IMAP_ARG_LIST)
+	if (uid == 0 || !r->has_number)
 		return;
-	list = &r->args[0];
-	for (size_t i = 0; i + 1 < list->count; i += 2) {
-		const struct imap_arg *k = &list->items[i], *v = &list->items[i + 1];
-		if (imap_arg_is(k, "UID"))
-			imap_arg_number(v, UINT32_MAX, &uid);
-		else if (imap_arg_is(k, "RFC822.SIZE"))
-			imap_arg_number(v, UINT64_MAX, &size);
-		else if (k->type == IMAP_ARG_ATOM && k->len > 18 && strncasecmp(k->str, "BODY[HEADER.FIELDS", 18) == 0)
-			hdr = v;
-	}
-	if (uid == 0)
-		return;
+	imap_arg_number(imap_fetch_attr(r, "RFC822.SIZE"), UINT64_MAX, &size);
 	if (b->count == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 256;
 		b->msgs = realloc(b->msgs, b->cap * sizeof(*b->msgs));
@@ -191,7 +179,7 @@ static void on_ids(void *ctx, const struct imap_response *r)
 	}
 	m = &b->msgs[b->count++];
 	memset(m, 0, sizeof(*m));
-	m->uid = (uint32_t)uid;
+	m->uid = uid;
 	m->seq = r->number;
 	m->size = size;
 	if (hdr != NULL && (hdr->type == IMAP_ARG_LITERAL || hdr->type == IMAP_ARG_STRING)) {

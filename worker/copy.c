@@ -233,26 +233,11 @@ static void on_meta_untagged(void *ctx, const struct imap_response *resp)
 {
 	struct step *s = ctx;
 	struct copy_run *r = s->run;
-	const struct imap_arg *list;
-	const struct imap_arg *flags = NULL, *date = NULL;
-	uint64_t uid = 0;
-	struct copy_msg *m;
+	const struct imap_arg *flags = imap_fetch_attr(resp, "FLAGS"), *date = imap_fetch_attr(resp, "INTERNALDATE");
+	uint32_t uid = imap_fetch_uid(resp);
+	struct copy_msg *m = uid != 0 && resp->has_number ? msg_by_uid(r, uid) : NULL;
 
-	if (resp->name == NULL || strcmp(resp->name, "FETCH") != 0 || !resp->has_number || resp->count < 1 ||
-	    resp->args[0].type != IMAP_ARG_LIST)
-		return;
-	list = &resp->args[0];
-	for (size_t i = 0; i + 1 < list->count; i += 2) {
-		const struct imap_arg *k = &list->items[i], *v = &list->items[i + 1];
-		if (imap_arg_is(k, "UID"))
-			imap_arg_number(v, UINT32_MAX, &uid);
-		else if (imap_arg_is(k, "FLAGS") && v->type == IMAP_ARG_LIST)
-			flags = v;
-		else if (imap_arg_is(k, "INTERNALDATE") && v->type == IMAP_ARG_STRING)
-			date = v;
-	}
-	m = uid != 0 ? msg_by_uid(r, (uint32_t)uid) : NULL;
-	if (m == NULL || flags == NULL || date == NULL)
+	if (m == NULL || flags == NULL || flags->type != IMAP_ARG_LIST || date == NULL || date->type != IMAP_ARG_STRING)
 		return; /* unsolicited or incomplete: the message counts as vanished */
 	free(m->flags);
 	free(m->date);
@@ -325,24 +310,11 @@ static void on_subject_untagged(void *ctx, const struct imap_response *resp)
 {
 	struct subject_fetch *f = ctx;
 	struct copy_run *r = f->step.run;
-	const struct imap_arg *list;
-	uint64_t uid = 0;
-	const struct imap_arg *hdr = NULL;
-	struct copy_msg *m;
+	const struct imap_arg *hdr = imap_fetch_attr_prefix(resp, "BODY[HEADER.FIELDS");
+	uint32_t uid = imap_fetch_uid(resp);
+	struct copy_msg *m = uid != 0 ? msg_by_uid(r, uid) : NULL;
 
-	if (resp->name == NULL || strcmp(resp->name, "FETCH") != 0 || resp->count < 1 ||
-	    resp->args[0].type != IMAP_ARG_LIST)
-		return;
-	list = &resp->args[0];
-	for (size_t i = 0; i + 1 < list->count; i += 2) {
-		const struct imap_arg *k = &list->items[i], *v = &list->items[i + 1];
-		if (imap_arg_is(k, "UID"))
-			imap_arg_number(v, UINT32_MAX, &uid);
-		else if (v->type == IMAP_ARG_LITERAL || v->type == IMAP_ARG_STRING)
-			hdr = v;
-	}
-	m = uid != 0 ? msg_by_uid(r, (uint32_t)uid) : NULL;
-	if (m != NULL && hdr != NULL) {
+	if (m != NULL && hdr != NULL && (hdr->type == IMAP_ARG_LITERAL || hdr->type == IMAP_ARG_STRING)) {
 		char *subject = subject_value(hdr->str, hdr->len);
 		struct mh_msg_result *res = &r->res->msgs[m - r->msgs];
 		if (subject != NULL) {

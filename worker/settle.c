@@ -94,22 +94,11 @@ static struct settle_msg *msg_by_uid(struct settle *s, uint32_t uid)
 /* The UID and the header literal of a "* n FETCH (UID u BODY[HEADER] {..})" response. */
 static bool fetched_header(const struct imap_response *r, uint32_t *uid_r, const struct imap_arg **hdr_r)
 {
-	const struct imap_arg *list;
-	uint64_t uid = 0;
+	const struct imap_arg *hdr = imap_fetch_attr(r, "BODY[HEADER]");
 
-	*hdr_r = NULL;
-	if (r->name == NULL || strcmp(r->name, "FETCH") != 0 || r->count < 1 || r->args[0].type != IMAP_ARG_LIST)
-		return false;
-	list = &r->args[0];
-	for (size_t i = 0; i + 1 < list->count; i += 2) {
-		const struct imap_arg *k = &list->items[i], *v = &list->items[i + 1];
-		if (imap_arg_is(k, "UID"))
-			imap_arg_number(v, UINT32_MAX, &uid);
-		else if (imap_arg_is(k, "BODY[HEADER]") && (v->type == IMAP_ARG_LITERAL || v->type == IMAP_ARG_STRING))
-			*hdr_r = v;
-	}
-	*uid_r = (uint32_t)uid;
-	return uid != 0 && *hdr_r != NULL;
+	*uid_r = imap_fetch_uid(r);
+	*hdr_r = hdr != NULL && (hdr->type == IMAP_ARG_LITERAL || hdr->type == IMAP_ARG_STRING) ? hdr : NULL;
+	return *uid_r != 0 && *hdr_r != NULL;
 }
 
 /* CRs are left out: a server that stores bare LFs gives them back as CRLF. */

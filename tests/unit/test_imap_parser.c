@@ -967,6 +967,14 @@ static void test_tree_fields(void **state)
 	assert_int_equal(imap_arg_number(&l->items[6], UINT32_MAX, &v), -1);
 	assert_false(imap_arg_is(NULL, "x"));
 	assert_int_equal(imap_arg_number(NULL, 1, &v), -1);
+	/* the FETCH attribute helpers */
+	assert_int_equal(imap_fetch_uid(ev.resp), 7);
+	assert_ptr_equal(imap_fetch_attr(ev.resp, "rfc822.size"), &l->items[3]);
+	assert_ptr_equal(imap_fetch_attr(ev.resp, "FLAGS"), &l->items[5]);
+	assert_null(imap_fetch_attr(ev.resp, "RFC822"));     /* whole names only */
+	assert_ptr_equal(imap_fetch_attr_prefix(ev.resp, "RFC822"), &l->items[3]);
+	assert_null(imap_fetch_attr(ev.resp, "BODY[]"));
+	assert_null(imap_fetch_attr(NULL, "UID"));
 
 	assert_int_equal(imap_parser_next(p, in, &ev, &err), IMAP_EV_RESPONSE);
 	assert_int_equal(ev.resp->kind, IMAP_RESP_TAGGED);
@@ -976,6 +984,8 @@ static void test_tree_fields(void **state)
 	assert_string_equal(ev.resp->code, "APPENDUID");
 	assert_string_equal(ev.resp->code_args, "38505 3955");
 	assert_string_equal(ev.resp->text, "done");
+	assert_null(imap_fetch_attr(ev.resp, "UID")); /* no FETCH */
+	assert_int_equal(imap_fetch_uid(ev.resp), 0);
 	assert_int_equal(imap_parser_next(p, in, &ev, &err), IMAP_EV_NEED_MORE);
 	assert_null(ev.resp);
 	evbuffer_free(in);
