@@ -74,6 +74,5 @@ void progress_update(struct progress *p, const struct mh_job_summary *s);
 void progress_end(struct progress *p);
 void report_human(FILE *out, const struct mh_job_summary *s);
 void report_json(FILE *out, const struct mh_job_summary *s);        /* one line */
-void report_json_object(FILE *out, const struct mh_job_summary *s); /* no newline */
 
 #endif

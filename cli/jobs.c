@@ -11,6 +11,7 @@
 #include "endpoint.h"
 #include "rq.h"
 #include "seal.h"
+#include "summary_json.h"
 #include "syncstore.h"
 #include "wire.h"
 
@@ -212,7 +213,7 @@ static int cmd_status(int argc, char **argv)
 		if (a.json) {
 			if (i > 0)
 				fputs(",", stdout);
-			report_json_object(stdout, &s);
+			mh_summary_json(stdout, &s);
 		} else {
 			status_line(&s);
 		}
@@ -288,14 +289,7 @@ static int cmd_control(const char *cmd, int argc, char **argv)
 			rc = MH_EXIT_FAILED;
 			continue;
 		}
-		if (strcmp(cmd, "pause") == 0)
-			changed = mh_job_pause(q, id, &err);
-		else if (strcmp(cmd, "resume") == 0)
-			changed = mh_job_resume(q, id, &err);
-		else
-			changed = mh_job_cancel(q, id, &err);
-		if (changed > 0 && strcmp(cmd, "cancel") == 0)
-			mh_job_purge_credentials(q, id, &err);
+		changed = mh_job_control(q, id, cmd, &err);
 		if (changed < 0) {
 			fprintf(stderr, "mailhaul %s %s: %s\n", cmd, id, err.detail);
 			rc = MH_EXIT_FAILED;
@@ -693,15 +687,6 @@ static int cmd_sync(int argc, char **argv)
 
 /* --- history ---------------------------------------------------------------------------- */
 
-static void fmt_time(char *buf, size_t len, uint64_t ms)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* Every run of a job (the migration, then each sync) with what it added. */
 static int cmd_history(int argc, char **argv)
 {
@@ -724,33 +709,24 @@ static int cmd_history(int argc, char **argv)
 		rq_free(&q);
 		return MH_EXIT_FAILED;
 	}
-	if (a.json)
-		fputs("[", stdout);
-	else
+	if (a.json) {
+		mh_history_json(stdout, runs, n);
+		putchar('\n');
+	} else {
 		printf("%-4s %-20s %-20s %9s %-9s %8s %8s %8s %8s %8s\n", "RUN", "STARTED", "ENDED", "DURATION", "STATE",
 		       "COPIED", "SKIPPED", "FAILED", "FLAGS", "DELETED");
-	for (size_t i = 0; i < n; i++) {
+	}
+	for (size_t i = 0; !a.json && i < n; i++) {
 		const struct mh_run *u = &runs[i];
 		char start[32], end[32], dur[32];
 
-		fmt_time(start, sizeof(start), u->started_ms);
-		fmt_time(end, sizeof(end), u->ended_ms);
+		mh_fmt_utc(start, sizeof(start), u->started_ms);
+		mh_fmt_utc(end, sizeof(end), u->ended_ms);
 		mh_fmt_duration(dur, sizeof(dur),
 				u->ended_ms > u->started_ms ? (double)(u->ended_ms - u->started_ms) / 1000.0 : 0);
-		if (a.json)
-			printf("%s{\"run\":%zu,\"started\":\"%s\",\"ended\":\"%s\",\"duration_s\":%.3f,\"state\":\"%s\","
-			       "\"copied\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"failed\":%" PRIu64
-			       ",\"flags_updated\":%" PRIu64 ",\"deleted\":%" PRIu64 "}",
-			       i ? "," : "", i + 1, start, end,
-			       u->ended_ms > u->started_ms ? (double)(u->ended_ms - u->started_ms) / 1000.0 : 0.0, u->state,
-			       u->copied, u->skipped, u->failed, u->flags_updated, u->deleted);
-		else
-			printf("%-4zu %-20s %-20s %9s %-9s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
-			       i + 1, start, end, dur, u->state, u->copied, u->skipped, u->failed, u->flags_updated,
-			       u->deleted);
+		printf("%-4zu %-20s %-20s %9s %-9s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", i + 1,
+		       start, end, dur, u->state, u->copied, u->skipped, u->failed, u->flags_updated, u->deleted);
 	}
-	if (a.json)
-		fputs("]\n", stdout);
 	free(runs);
 	rq_free(&q);
 	return MH_EXIT_OK;

@@ -12,23 +12,12 @@
 
 #define RECORDS_MAX 100000
 
-static void iso_time(char *buf, size_t len, uint64_t ms)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (ms == 0 || gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void record_json(FILE *out, const struct mh_job_summary *s)
 {
 	char started[32], ended[32];
 
-	iso_time(started, sizeof(started), s->started_ms ? s->started_ms : s->created_ms);
-	iso_time(ended, sizeof(ended), s->ended_ms);
+	mh_fmt_utc(started, sizeof(started), s->started_ms ? s->started_ms : s->created_ms);
+	mh_fmt_utc(ended, sizeof(ended), s->ended_ms);
 	fputs("{\"job\":", out);
 	mh_json_str(out, s->job_id);
 	fprintf(out, ",\"state\":\"%s\",\"source\":", mh_job_state_name(s->state));
@@ -50,8 +39,8 @@ static void record_text(FILE *out, const struct mh_job_summary *s)
 {
 	char started[32], ended[32], bytes[32];
 
-	iso_time(started, sizeof(started), s->started_ms ? s->started_ms : s->created_ms);
-	iso_time(ended, sizeof(ended), s->ended_ms);
+	mh_fmt_utc(started, sizeof(started), s->started_ms ? s->started_ms : s->created_ms);
+	mh_fmt_utc(ended, sizeof(ended), s->ended_ms);
 	mh_fmt_bytes(bytes, sizeof(bytes), s->counts.copied_bytes);
 	fprintf(out, "%s  %-9s %s -> %s\n", s->job_id, mh_job_state_name(s->state), s->src, s->dst);
 	fprintf(out, "    %s .. %s  %" PRIu64 " messages (%s) copied, %" PRIu64 " skipped, %" PRIu64 " failed\n",

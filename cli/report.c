@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "summary_json.h"
 #include "syncstore.h"
 
 void progress_init(struct progress *p, bool quiet)
@@ -55,19 +56,6 @@ void progress_end(struct progress *p)
 	if (p->line_open)
 		fputs("\r\033[K", stderr);
 	p->line_open = false;
-}
-
-static double duration_s(const struct mh_job_summary *s)
-{
-	uint64_t start = s->started_ms ? s->started_ms : s->created_ms;
-	uint64_t end = s->ended_ms ? s->ended_ms : mh_now_ms();
-
-	return end > start ? (double)(end - start) / 1000.0 : 0.0;
-}
-
-static const char *folder_name(const struct mh_job_summary *s, uint32_t idx)
-{
-	return idx < s->folder_count ? s->folders[idx].src : "?";
 }
 
 static int cmp_failure(const void *a, const void *b)
@@ -192,7 +180,7 @@ static void report_folders(FILE *out, const struct mh_job_summary *s)
 void report_human(FILE *out, const struct mh_job_summary *s)
 {
 	const struct mh_counts *c = &s->counts;
-	double secs = duration_s(s);
+	double secs = mh_job_summary_duration_s(s);
 	char b1[32], b2[32], b3[32], dur[32];
 
 	mh_fmt_duration(dur, sizeof(dur), secs);
@@ -237,7 +225,7 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 			for (size_t k = i; k < j && k < i + 20; k++) {
 				mh_fmt_bytes(b1, sizeof(b1), s->failures[k].size);
 				fprintf(out, "    - %s, UID %" PRIu32 ", %s%s%s%s%s%s%s\n",
-					folder_name(s, s->failures[k].folder_idx), s->failures[k].uid, b1,
+					mh_job_summary_folder(s, s->failures[k].folder_idx), s->failures[k].uid, b1,
 					s->failures[k].date[0] ? ", " : "", s->failures[k].date,
 					s->failures[k].subject[0] ? ", subject " : "", s->failures[k].subject,
 					s->failures[k].detail[0] ? ": " : "", s->failures[k].detail);
@@ -253,125 +241,8 @@ void report_human(FILE *out, const struct mh_job_summary *s)
 	}
 }
 
-/* --- JSON ----------------------------------------------------------------------------- */
-
-static void json_count_or_null(FILE *out, int64_t n)
-{
-	if (n < 0)
-		fputs("null", out);
-	else
-		fprintf(out, "%" PRId64, n);
-}
-
-static void json_counts(FILE *out, const struct mh_counts *c)
-{
-	fprintf(out,
-		"\"messages\":{\"total\":%" PRIu64 ",\"copied\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"failed\":%" PRIu64
-		"},\"bytes\":{\"total\":%" PRIu64 ",\"copied\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"failed\":%" PRIu64
-		"}",
-		c->messages, c->copied, c->skipped, c->failed, c->bytes, c->copied_bytes, c->skipped_bytes,
-		c->failed_bytes);
-}
-
 void report_json(FILE *out, const struct mh_job_summary *s)
 {
-	report_json_object(out, s);
+	mh_summary_json(out, s);
 	fputc('\n', out);
-}
-
-void report_json_object(FILE *out, const struct mh_job_summary *s)
-{
-	double secs = duration_s(s);
-
-	fputs("{\"job\":", out);
-	mh_json_str(out, s->job_id);
-	fputs(",\"state\":", out);
-	mh_json_str(out, mh_job_summary_state(s));
-	fputs(",\"source\":", out);
-	mh_json_str(out, s->src);
-	fputs(",\"target\":", out);
-	mh_json_str(out, s->dst);
-	fprintf(out, ",\"started_ms\":%" PRIu64 ",\"ended_ms\":%" PRIu64 ",\"duration_s\":%.3f,", s->started_ms,
-		s->ended_ms, secs);
-	json_counts(out, &s->counts);
-	fprintf(out, ",\"rate\":{\"messages_per_s\":%.1f,\"bytes_per_s\":%.0f}",
-		secs > 0 ? (double)s->counts.copied / secs : 0.0, secs > 0 ? (double)s->counts.copied_bytes / secs : 0.0);
-	fputs(",\"error\":", out);
-	if (s->error[0] != '\0') {
-		enum mh_err_code code = mh_err_from_name(s->error);
-		fputs("{\"code\":", out);
-		mh_json_str(out, s->error);
-		fputs(",\"text\":", out);
-		mh_json_str(out, mh_err_text(code));
-		fputs(",\"fix\":", out);
-		mh_json_str(out, mh_err_fix(code));
-		fputs(",\"detail\":", out);
-		mh_json_str(out, s->error_detail);
-		fputc('}', out);
-	} else {
-		fputs("null", out);
-	}
-	fputs(",\"check\":", out);
-	if (s->check_verdict[0] != '\0') {
-		fputs("{\"verdict\":", out);
-		mh_json_str(out, s->check_verdict);
-		fputc('}', out);
-	} else {
-		fputs("null", out);
-	}
-	fputs(",\"verified\":", out);
-	fputs(strcmp(s->verify, "done") == 0 && s->verify_error[0] == '\0' ? "true" : "false", out);
-	fputs(",\"verify_error\":", out);
-	if (s->verify_error[0] != '\0')
-		mh_json_str(out, s->verify_error);
-	else
-		fputs("null", out);
-	fputs(",\"autosync\":", out);
-	if (s->autosync_ms > 0)
-		fprintf(out, "{\"every_s\":%" PRIu64 ",\"next_ms\":%" PRIu64 "}", s->autosync_ms / 1000, s->next_sync_ms);
-	else
-		fputs("null", out);
-	fprintf(out, ",\"sync\":{\"flags\":%s,\"deletes\":%s,\"flags_updated\":%" PRIu64 ",\"deleted\":%" PRIu64 "}",
-		(s->sync_opts & MH_SYNC_FLAGS) ? "true" : "false", (s->sync_opts & MH_SYNC_DELETES) ? "true" : "false",
-		s->flags_updated, s->deleted);
-	fputs(",\"warning\":", out);
-	if (s->warning[0] != '\0')
-		mh_json_str(out, s->warning);
-	else
-		fputs("null", out);
-	fputs(",\"folders\":[", out);
-	for (size_t i = 0; i < s->folder_count; i++) {
-		fputs(i ? ",{\"source\":" : "{\"source\":", out);
-		mh_json_str(out, s->folders[i].src);
-		fputs(",\"target\":", out);
-		mh_json_str(out, s->folders[i].dst);
-		fputs(",\"target_before\":", out);
-		json_count_or_null(out, s->folders[i].dst_before);
-		fputs(",\"target_after\":", out);
-		json_count_or_null(out, s->folders[i].dst_after);
-		fputc(',', out);
-		json_counts(out, &s->folders[i].counts);
-		fputc('}', out);
-	}
-	fputs("],\"failures\":[", out);
-	for (size_t i = 0; i < s->failure_count; i++) {
-		const struct mh_failure *f = &s->failures[i];
-		enum mh_err_code code = mh_err_from_name(f->code);
-		fputs(i ? ",{\"folder\":" : "{\"folder\":", out);
-		mh_json_str(out, folder_name(s, f->folder_idx));
-		fprintf(out, ",\"uid\":%" PRIu32 ",\"size\":%" PRIu64 ",\"date\":", f->uid, f->size);
-		mh_json_str(out, f->date);
-		fputs(",\"subject\":", out);
-		mh_json_str(out, f->subject);
-		fputs(",\"code\":", out);
-		mh_json_str(out, f->code);
-		fputs(",\"text\":", out);
-		mh_json_str(out, mh_err_text(code));
-		fputs(",\"fix\":", out);
-		mh_json_str(out, mh_err_fix(code));
-		fputs(",\"detail\":", out);
-		mh_json_str(out, f->detail);
-		fputc('}', out);
-	}
-	fputs("]}", out);
 }

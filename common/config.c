@@ -145,6 +145,23 @@ static int set_record_ttl(struct mh_daemon_config *c, const char *v, const char 
 	return parse_count(v, 36500, &c->record_ttl_days);
 }
 
+/* HOST:PORT with a numeric IPv4 address, [IPv6] or localhost, and a port from 1 to 65535. */
+static int set_http(struct mh_daemon_config *c, const char *v, const char **w)
+{
+	const char *colon = strrchr(v, ':');
+	unsigned port = 0;
+
+	*w = "HOST:PORT, e.g. 127.0.0.1:8425 (HOST an IP address, [IPv6] or localhost)";
+	if (colon == NULL || colon == v || parse_count(colon + 1, 65535, &port) < 0 || port == 0)
+		return -1;
+	return set_string(&c->http_listen, v, w);
+}
+
+static int set_http_token(struct mh_daemon_config *c, const char *v, const char **w)
+{
+	return set_string(&c->http_token_file, v, w);
+}
+
 static int set_planners(struct mh_daemon_config *c, const char *v, const char **w)
 {
 	*w = "a number from 0 to 64";
@@ -200,6 +217,10 @@ static const struct setting settings[] = {
 	 "jobs planned at once in this process (default: 1 in a worker, 0 in the coordinator)"},
 	{"record-ttl", "MAILHAUL_RECORD_TTL", "90", NULL, FOR_COORDINATOR, set_record_ttl, "DAYS",
 	 "forget ended jobs (transfer records and all) this many days after they ended; 0 keeps them (default 90)"},
+	{"http", "MAILHAUL_HTTP", NULL, NULL, FOR_COORDINATOR, set_http, "HOST:PORT",
+	 "serve the HTTP API, the dashboard and /metrics here (default off; keep it on a private address)"},
+	{"http-token-file", "MAILHAUL_HTTP_TOKEN_FILE", NULL, NULL, FOR_COORDINATOR, set_http_token, "F",
+	 "the API's bearer token: the first line of F (default: none asked for)"},
 	{"claim-idle", "MAILHAUL_CLAIM_IDLE", "60", NULL, FOR_WORKER, set_claim_idle, "SECONDS",
 	 "claim a silent worker's batch after this long idle (default 60)"},
 	{"shutdown-grace", "MAILHAUL_SHUTDOWN_GRACE", "30", NULL, FOR_WORKER, set_shutdown_grace, "SECONDS",
@@ -459,6 +480,8 @@ void mh_daemon_config_cleanup(struct mh_daemon_config *c)
 	free(c->seal_key_file);
 	free(c->name);
 	free(c->trace_file);
+	free(c->http_listen);
+	free(c->http_token_file);
 	memset(c, 0, sizeof(*c));
 }
 

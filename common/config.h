@@ -14,6 +14,8 @@
  *   --batch-mb N              MAILHAUL_BATCH_MB        32 (for the jobs planned here)
  *   --planners N              MAILHAUL_PLANNERS        worker 1, coordinator 0
  *   --record-ttl DAYS         MAILHAUL_RECORD_TTL      90 (coordinator only; 0 keeps records)
+ *   --http HOST:PORT          MAILHAUL_HTTP            (off; coordinator only: API, dashboard, metrics)
+ *   --http-token-file F       MAILHAUL_HTTP_TOKEN_FILE (none; coordinator only: the API's bearer token)
  *   --claim-idle SECONDS      MAILHAUL_CLAIM_IDLE      60 (worker only)
  *   --shutdown-grace SECONDS  MAILHAUL_SHUTDOWN_GRACE  30 (worker only)
  *   --config FILE             MAILHAUL_CONFIG          (none; see below)
@@ -60,6 +62,8 @@ struct mh_daemon_config {
 	unsigned planners;       /* planner threads; 0: this process plans nothing */
 	/* coordinator */
 	unsigned record_ttl_days; /* 0: ended jobs are kept until forgotten by hand */
+	char *http_listen;        /* "127.0.0.1:8425"; NULL: no HTTP server */
+	char *http_token_file;    /* NULL: the API asks for no token */
 	bool help;
 };
 

@@ -1383,3 +1383,20 @@ int mh_job_unfail_for_sync(struct rq *q, const char *job_id, bool all, size_t *n
 	mh_job_summary_cleanup(&s);
 	return rc;
 }
+
+int mh_job_control(struct rq *q, const char *job_id, const char *action, struct mh_err *err)
+{
+	int changed;
+
+	if (strcmp(action, "pause") == 0)
+		return mh_job_pause(q, job_id, err);
+	if (strcmp(action, "resume") == 0)
+		return mh_job_resume(q, job_id, err);
+	if (strcmp(action, "cancel") != 0)
+		return mh_err_set(err, MH_E_USAGE, "unknown action %s (pause, resume or cancel)", action);
+	changed = mh_job_cancel(q, job_id, err);
+	/* a cancelled job will never need them */
+	if (changed > 0 && mh_job_purge_credentials(q, job_id, err) < 0)
+		return -1;
+	return changed;
+}

@@ -112,6 +112,10 @@ int mh_job_pause(struct rq *q, const char *job_id, struct mh_err *err);
 int mh_job_resume(struct rq *q, const char *job_id, struct mh_err *err);
 /* Any non-final state -> cancelled; parked batches are dropped. */
 int mh_job_cancel(struct rq *q, const char *job_id, struct mh_err *err);
+/* "pause", "resume" or "cancel" (which also deletes the job's sealed passwords), as the
+ * CLI and the HTTP API do them: 1 done, 0 not allowed in the job's state, -1 on error
+ * (MH_E_USAGE for an unknown action). */
+int mh_job_control(struct rq *q, const char *job_id, const char *action, struct mh_err *err);
 /* planning -> running, or, for a job paused while planning, running becomes the state it
  * resumes to. */
 int mh_job_planned(struct rq *q, const char *job_id, struct mh_err *err);

@@ -2,6 +2,7 @@
 #include "textfmt.h"
 
 #include <inttypes.h>
+#include <time.h>
 
 void mh_fmt_bytes(char *buf, size_t len, uint64_t bytes)
 {
@@ -58,6 +59,17 @@ void mh_fmt_interval(char *buf, size_t len, uint64_t seconds)
 	}
 	if (shown == 0)
 		snprintf(buf, len, "0s");
+}
+
+void mh_fmt_utc(char *buf, size_t len, uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms == 0 || gmtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "-");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 void mh_json_str(FILE *out, const char *s)

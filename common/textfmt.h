@@ -13,6 +13,8 @@ void mh_fmt_duration(char *buf, size_t len, double seconds);
 /* An interval as people write it: "30s", "15m", "3h", "1d", "1h30m", "2d6h" (the two
  * largest units; seconds are rounded down to whole ones). */
 void mh_fmt_interval(char *buf, size_t len, uint64_t seconds);
+/* Unix ms as "2026-12-07T23:27:01Z" (UTC); "-" for 0. */
+void mh_fmt_utc(char *buf, size_t len, uint64_t ms);
 /* s as a JSON string, quotes included ("null" for NULL). */
 void mh_json_str(FILE *out, const char *s);
 

@@ -21,7 +21,7 @@ static const char *const env_names[] = {
 	"MAILHAUL_REDIS",       "MAILHAUL_SEAL_KEY_FILE",  "MAILHAUL_CONCURRENCY", "MAILHAUL_NAME",
 	"MAILHAUL_LOG_FORMAT",  "MAILHAUL_LOG_LEVEL",      "MAILHAUL_TRACE_FILE",  "MAILHAUL_BATCH_MESSAGES",
 	"MAILHAUL_BATCH_MB",    "MAILHAUL_PLANNERS",       "MAILHAUL_CLAIM_IDLE",  "MAILHAUL_SHUTDOWN_GRACE",
-	"MAILHAUL_CONFIG",
+	"MAILHAUL_CONFIG",      "MAILHAUL_RECORD_TTL",     "MAILHAUL_HTTP",        "MAILHAUL_HTTP_TOKEN_FILE",
 };
 
 static int group_setup(void **state)
@@ -125,6 +125,8 @@ static void test_defaults(void **state)
 	assert_int_equal(parse(MH_DAEMON_COORDINATOR, ARGV("--seal-key-file", "/k"), &c, &err), 0);
 	assert_int_equal(c.planners, 0); /* the coordinator does not, unless told */
 	assert_int_equal(c.record_ttl_days, 90);
+	assert_null(c.http_listen); /* no HTTP server unless asked for */
+	assert_null(c.http_token_file);
 	assert_int_equal(c.batch_messages, 0);
 	assert_int_equal(c.batch_mb, 0);
 	assert_int_equal(c.concurrency, 0);
@@ -163,6 +165,14 @@ static void test_flags(void **state)
 	assert_int_equal(c.planners, 16);
 	assert_int_equal(c.batch_messages, 100);
 	assert_int_equal(c.batch_mb, 8);
+	mh_daemon_config_cleanup(&c);
+
+	assert_int_equal(parse(MH_DAEMON_COORDINATOR,
+			       ARGV("--seal-key-file", "/k", "--http", "[::1]:8425", "--http-token-file", "/t"), &c,
+			       &err),
+			 0);
+	assert_string_equal(c.http_listen, "[::1]:8425");
+	assert_string_equal(c.http_token_file, "/t");
 	mh_daemon_config_cleanup(&c);
 }
 
@@ -386,6 +396,12 @@ static void test_bad_values_name_their_source(void **state)
 		     "--planners must be a number from 0 to 64, not \"65\"");
 	expect_error(MH_DAEMON_WORKER, ARGV("--seal-key-file", "k", "--name", ""), MH_E_USAGE,
 		     "--name must be non-empty, not \"\"");
+	expect_error(MH_DAEMON_COORDINATOR, ARGV("--seal-key-file", "k", "--http", "8425"), MH_E_USAGE,
+		     "--http must be HOST:PORT, e.g. 127.0.0.1:8425 (HOST an IP address, [IPv6] or localhost), not "
+		     "\"8425\"");
+	expect_error(MH_DAEMON_COORDINATOR, ARGV("--seal-key-file", "k", "--http", "127.0.0.1:0"), MH_E_USAGE,
+		     "--http must be HOST:PORT, e.g. 127.0.0.1:8425 (HOST an IP address, [IPv6] or localhost), not "
+		     "\"127.0.0.1:0\"");
 	setenv("MAILHAUL_SHUTDOWN_GRACE", "forever", 1);
 	expect_error(MH_DAEMON_WORKER, ARGV("--seal-key-file", "k"), MH_E_USAGE,
 		     "MAILHAUL_SHUTDOWN_GRACE must be seconds from 0.001 to 3600 (up to 3 decimals), not \"forever\"");
