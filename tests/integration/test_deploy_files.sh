@@ -540,6 +540,7 @@ if has docker && docker compose version >/dev/null 2>&1; then
     cp "$redis_conf" "$cdir/deploy/redis/"
     cp "$dockerfile" "$cdir/deploy/"
     printf '%064d\n' 0 >"$cdir/deploy/secrets/seal.key"
+    echo dummy-token >"$cdir/deploy/secrets/http.token"
     rc=0
     out=$(cd "$cdir" && timeout 120 docker compose -f docker-compose.yml config --quiet 2>&1) || rc=$?
     [ $rc = 0 ] && ok "docker compose config accepts $compose" || bad "docker compose config: $out"
