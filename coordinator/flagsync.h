@@ -43,7 +43,7 @@ struct flagsync_outcome {
 };
 
 /* Runs the pass for one folder. The source connection ends with the folder EXAMINEd, the
- * target's with nothing selected. 0 (see out->left_alone), or -1 when a connection or
+ * target's with nothing selected (or, without UNSELECT, the folder selected read-only). 0 (see out->left_alone), or -1 when a connection or
  * Redis failed (err set). */
 int flagsync_folder(struct event_base *base, struct imap_client *src, struct imap_client *dst, struct rq *q,
 		    const char *job_id, unsigned opts, const struct flagsync_folder *f, struct flagsync_outcome *out,
