@@ -1,12 +1,9 @@
 /* test_imap_client.c - the IMAP client against a real Dovecot, and against a scripted
  * hostile server living in the same event loop.
  *
- * Dovecot is started once for the group (tests/support/dovecot-ctl) in a temp dir; if it
- * is not installed the Dovecot tests skip. MH_SOURCE_DIR names the repository root
- * (default: found from this file's path or the current directory). */
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
+ * Dovecot is started once for the group (dovecot_fixture.h, with APPENDLIMIT) in a temp
+ * dir; if it is not installed the Dovecot tests skip. Each test gets an event loop, a
+ * transcript and a watchdog, and the scripted server runs in that loop (client_fixture.h). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,250 +12,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/listener.h>
-
+#include "client_fixture.h"
+#include "dovecot_fixture.h"
 #include "imap_client.h"
 #include "log.h"
-#include "tls.h"
 
 /* ---------------------------------------------------------------------------------------
  * group fixture: one Dovecot */
 
 #define APPEND_LIMIT 6000000u /* Dovecot's quota_max_mail_size, advertised as APPENDLIMIT */
+/* a space, a quote, a backslash and UTF-8: sent as a literal */
+#define BOB_PASSWORD "sp ce\"q\\x\xc3\xbc"
 
-static struct {
-	bool have_dovecot;
-	char src[1024];
-	char dir[256];
-	char ddir[300];
-	uint16_t imap_port, imaps_port;
-	char ca_file[1300];
-} g;
-
-static bool file_exists(const char *p)
-{
-	struct stat st;
-	return stat(p, &st) == 0;
-}
-
-static void find_source_dir(void)
-{
-	const char *env = getenv("MH_SOURCE_DIR");
-	char path[1024];
-
-	if (env != NULL && env[0] != '\0') {
-		snprintf(g.src, sizeof(g.src), "%s", env);
-		return;
-	}
-	/* __FILE__ is .../tests/unit/test_imap_client.c */
-	snprintf(path, sizeof(path), "%s", __FILE__);
-	for (int i = 0; i < 3; i++) {
-		char *slash = strrchr(path, '/');
-		if (slash == NULL) {
-			path[0] = '\0';
-			break;
-		}
-		*slash = '\0';
-	}
-	if (path[0] == '\0')
-		snprintf(path, sizeof(path), ".");
-	for (int up = 0; up < 4; up++) {
-		char probe[1100];
-		snprintf(probe, sizeof(probe), "%s/tests/support/dovecot-ctl", path);
-		if (file_exists(probe)) {
-			snprintf(g.src, sizeof(g.src), "%s", path);
-			return;
-		}
-		strncat(path, "/..", sizeof(path) - strlen(path) - 1);
-	}
-	snprintf(g.src, sizeof(g.src), ".");
-}
-
-static int run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run_cmd(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
-static bool dovecot_installed(void)
-{
-	return file_exists("/usr/sbin/dovecot") || run_cmd("command -v dovecot >/dev/null 2>&1") == 0;
-}
+static struct dovecot_fixture dovecot;
 
 static int group_setup(void **state)
 {
-	char envpath[400], line[1200];
-	FILE *f;
+	char options[64];
 
 	(void)state;
 	mh_log_setup(MH_LOG_TEXT, getenv("MH_TEST_DEBUG") ? MH_LOG_DEBUG : MH_LOG_WARN);
-	find_source_dir();
-	if (!dovecot_installed()) {
-		fprintf(stderr, "# dovecot is not installed: the Dovecot tests will skip\n");
+	snprintf(options, sizeof(options), "--appendlimit %u", APPEND_LIMIT);
+	if (dovecot_fixture_start(&dovecot, "imapc", options) < 0)
+		return -1;
+	if (dovecot.missing)
 		return 0;
-	}
-	snprintf(g.dir, sizeof(g.dir), "/tmp/mh-imapc-XXXXXX");
-	if (mkdtemp(g.dir) == NULL)
+	if (dovecot_fixture_adduser(&dovecot, "alice", "secret") < 0 ||
+	    dovecot_fixture_adduser(&dovecot, "bob", BOB_PASSWORD) < 0)
 		return -1;
-	snprintf(g.ddir, sizeof(g.ddir), "%s/dovecot", g.dir);
-	if (run_cmd("'%s/tests/support/dovecot-ctl' start '%s' --appendlimit %u >'%s/start.log' 2>&1", g.src, g.ddir, APPEND_LIMIT, g.dir) != 0) {
-		fprintf(stderr, "# dovecot-ctl start failed; see %s/start.log\n", g.dir);
-		return -1;
-	}
-	if (run_cmd("'%s/tests/support/dovecot-ctl' adduser '%s' alice 'secret' && "
-		    "'%s/tests/support/dovecot-ctl' adduser '%s' bob 'sp ce\"q\\x\xc3\xbc'",
-		    g.src, g.ddir, g.src, g.ddir) != 0)
-		return -1;
-	snprintf(envpath, sizeof(envpath), "%s/env", g.ddir);
-	f = fopen(envpath, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "IMAP_PORT=", 10) == 0)
-			g.imap_port = (uint16_t)atoi(line + 10);
-		else if (strncmp(line, "IMAPS_PORT=", 11) == 0)
-			g.imaps_port = (uint16_t)atoi(line + 11);
-		else if (strncmp(line, "CA_FILE=", 8) == 0)
-			snprintf(g.ca_file, sizeof(g.ca_file), "%s", line + 8);
-	}
-	fclose(f);
-	if (g.imap_port == 0 || g.imaps_port == 0 || g.ca_file[0] == '\0')
-		return -1;
-	g.have_dovecot = true;
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (g.ddir[0] != '\0')
-		run_cmd("'%s/tests/support/dovecot-ctl' stop '%s' >/dev/null 2>&1", g.src, g.ddir);
-	if (g.dir[0] != '\0' && getenv("MH_TEST_KEEP") == NULL)
-		run_cmd("rm -rf '%s'", g.dir);
+	dovecot_fixture_stop(&dovecot);
 	return 0;
-}
-
-#define NEED_DOVECOT()                                                                              \
-	do {                                                                                        \
-		if (!g.have_dovecot)                                                                \
-			skip();                                                                     \
-	} while (0)
-
-/* ---------------------------------------------------------------------------------------
- * per-test fixture: an event base, a transcript, a watchdog */
-
-struct transcript {
-	char **lines;
-	size_t n;
-};
-
-struct fx {
-	struct event_base *base;
-	struct mh_tls *tls;
-	struct transcript tr;
-	struct event *watchdog;
-	bool timed_out;
-};
-
-static struct fx *fx;
-
-static void on_trace(void *ctx, enum imap_trace_dir dir, const char *line, size_t len)
-{
-	struct transcript *tr = ctx;
-	char *s = malloc(len + 3);
-
-	assert_non_null(s);
-	s[0] = dir == IMAP_TRACE_SENT ? '>' : '<';
-	s[1] = ' ';
-	memcpy(s + 2, line, len);
-	s[len + 2] = '\0';
-	tr->lines = realloc(tr->lines, (tr->n + 1) * sizeof(char *));
-	assert_non_null(tr->lines);
-	tr->lines[tr->n++] = s;
-	if (getenv("MH_TEST_TRACE"))
-		fprintf(stderr, "#   %s\n", s);
-}
-
-static int fx_setup(void **state)
-{
-	(void)state;
-	fx = calloc(1, sizeof(*fx));
-	fx->base = event_base_new();
-	return fx->base != NULL ? 0 : -1;
-}
-
-static int fx_teardown(void **state)
-{
-	(void)state;
-	for (size_t i = 0; i < fx->tr.n; i++)
-		free(fx->tr.lines[i]);
-	free(fx->tr.lines);
-	if (fx->watchdog != NULL)
-		event_free(fx->watchdog);
-	mh_tls_free(&fx->tls);
-	event_base_free(fx->base);
-	free(fx);
-	fx = NULL;
-	return 0;
-}
-
-static bool *watched;
-
-static void on_watchdog(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	fx->timed_out = true;
-	if (watched != NULL)
-		*watched = true;
-}
-
-/* Runs the loop until *done, failing the test after 60 s. */
-static void run(bool *done)
-{
-	struct timeval tv = {60, 0};
-
-	if (fx->watchdog == NULL)
-		fx->watchdog = evtimer_new(fx->base, on_watchdog, NULL);
-	watched = done;
-	evtimer_add(fx->watchdog, &tv);
-	assert_int_equal(imap_run_until(fx->base, done), 0);
-	evtimer_del(fx->watchdog);
-	watched = NULL;
-	assert_false(fx->timed_out);
-}
-
-static size_t tr_find(const char *prefix, size_t from)
-{
-	for (size_t i = from; i < fx->tr.n; i++)
-		if (strncmp(fx->tr.lines[i], prefix, strlen(prefix)) == 0)
-			return i;
-	return SIZE_MAX;
-}
-
-static bool tr_contains(const char *needle)
-{
-	for (size_t i = 0; i < fx->tr.n; i++)
-		if (strstr(fx->tr.lines[i], needle) != NULL)
-			return true;
-	return false;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -292,6 +84,8 @@ static void on_done(void *ctx, const struct imap_response *tagged, const struct 
 		w->nuids = imap_reply_appenduid(tagged, &w->uidvalidity, w->uids, 64);
 }
 
+/* Options for user at the Dovecot. Over TLS they use fx->tls, made to trust the test CA
+ * unless the test has made its own. */
 static struct imap_client_opts dovecot_opts(enum mh_security sec, const char *user, const char *pass)
 {
 	struct imap_client_opts o;
@@ -300,35 +94,33 @@ static struct imap_client_opts dovecot_opts(enum mh_security sec, const char *us
 	o.name = "test";
 	o.host = "127.0.0.1";
 	o.security = sec;
-	o.port = sec == MH_SEC_TLS ? g.imaps_port : g.imap_port;
+	o.port = sec == MH_SEC_TLS ? dovecot.imaps_port : dovecot.imap_port;
 	o.user = user;
 	o.password = pass;
 	o.connect_timeout_ms = 10000;
 	o.command_timeout_ms = 20000;
 	o.trace = on_trace;
 	o.trace_ctx = &fx->tr;
+	if (sec != MH_SEC_PLAIN) {
+		if (fx->tls == NULL)
+			fx->tls = make_tls(dovecot.ca_file, false);
+		o.tls = fx->tls;
+	}
 	return o;
 }
 
-static struct mh_tls *make_tls(const char *ca_file, bool insecure)
-{
-	struct mh_tls_opts to = {.ca_file = ca_file, .insecure = insecure};
-	struct mh_err err;
-	struct mh_tls *tls = mh_tls_new(&to, &err);
-
-	assert_non_null(tls);
-	return tls;
-}
-
-/* Opens a client; returns it with w filled in (the client is returned even on failure). */
-static struct imap_client *open_client(struct imap_client_opts *o, struct waiter *w)
+/* Opens a client (with capability disable turned off when not NULL); returns it with w
+ * filled in (the client is returned even on failure). */
+static struct imap_client *open_client(struct imap_client_opts *o, const char *disable, struct waiter *w)
 {
 	struct imap_client *c = imap_client_new(fx->base, o);
 
+	if (disable != NULL)
+		imap_client_disable_cap(c, disable);
 	memset(w, 0, sizeof(*w));
 	imap_client_open(c, on_done, w);
 	assert_false(w->done); /* never from inside open() */
-	run(&w->done);
+	fx_run(&w->done);
 	assert_int_equal(w->calls, 1);
 	return c;
 }
@@ -339,10 +131,8 @@ static struct imap_client *open_alice(enum mh_security sec)
 	struct waiter w;
 	struct imap_client *c;
 
-	fx->tls = make_tls(g.ca_file, false);
 	o = dovecot_opts(sec, "alice", "secret");
-	o.tls = fx->tls;
-	c = open_client(&o, &w);
+	c = open_client(&o, NULL, &w);
 	if (w.code != MH_E_OK)
 		fail_msg("open failed: %s: %s", mh_err_name(w.code), w.detail);
 	assert_true(imap_client_is_open(c));
@@ -365,7 +155,7 @@ static enum mh_err_code cmd_sync(struct imap_client *c, const struct imap_cmd_ha
 	if (hin != NULL && hin->ctx != NULL)
 		fail_msg("cmd_sync: handlers with their own ctx are not supported");
 	assert_int_equal(imap_client_cmd(c, &h, &err, fmt, arg), 0);
-	run(&w.done);
+	fx_run(&w.done);
 	assert_int_equal(w.calls, 1);
 	return w.code;
 }
@@ -378,16 +168,16 @@ static void test_open_starttls_verified(void **state)
 	struct imap_client *c;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_alice(MH_SEC_STARTTLS);
 	assert_true(imap_client_has_cap(c, "IMAP4rev1"));
 	assert_false(imap_client_has_cap(c, "STARTTLS")); /* capabilities after TLS and login */
 	/* Dovecot's greeting carries its capabilities: STARTTLS first, then CAPABILITY again
 	 * over TLS (RFC 3501 6.2.1), then LOGIN */
-	assert_int_equal(tr_find("> A1 STARTTLS", 0), tr_find("> A", 0));
-	assert_true(tr_find("> A2 CAPABILITY", 0) < tr_find("> A3 LOGIN", 0));
-	assert_true(tr_contains(" LOGIN <redacted> <redacted>"));
-	assert_false(tr_contains("secret"));
+	assert_int_equal(transcript_find("> A1 STARTTLS", 0), transcript_find("> A", 0));
+	assert_true(transcript_find("> A2 CAPABILITY", 0) < transcript_find("> A3 LOGIN", 0));
+	assert_true(transcript_contains(" LOGIN <redacted> <redacted>"));
+	assert_false(transcript_contains("secret"));
 	imap_client_free(&c);
 	assert_null(c);
 }
@@ -397,18 +187,18 @@ static void test_open_implicit_tls_verified(void **state)
 	struct imap_client *c;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_alice(MH_SEC_TLS);
 	assert_true(imap_client_has_cap(c, "IMAP4rev1"));
-	assert_false(tr_contains("> A1 STARTTLS"));
-	assert_int_equal(tr_find("> A1 LOGIN <redacted> <redacted>", 0) != SIZE_MAX, 1);
+	assert_false(transcript_contains("> A1 STARTTLS"));
+	assert_int_equal(transcript_find("> A1 LOGIN <redacted> <redacted>", 0) != SIZE_MAX, 1);
 	imap_client_free(&c);
 }
 
 static enum mh_err_code open_expect(struct imap_client_opts *o)
 {
 	struct waiter w;
-	struct imap_client *c = open_client(o, &w);
+	struct imap_client *c = open_client(o, NULL, &w);
 
 	assert_false(imap_client_is_open(c));
 	imap_client_free(&c);
@@ -420,69 +210,50 @@ static void test_open_wrong_password(void **state)
 	struct imap_client_opts o;
 
 	(void)state;
-	NEED_DOVECOT();
-	fx->tls = make_tls(g.ca_file, false);
+	dovecot_fixture_need(&dovecot);
 	o = dovecot_opts(MH_SEC_TLS, "alice", "wrong");
-	o.tls = fx->tls;
 	assert_int_equal(open_expect(&o), MH_E_AUTH_FAILED);
 }
 
-static uint16_t closed_port(void)
+/* Options for a server that is not there: plain, no trace. */
+static struct imap_client_opts nowhere_opts(const char *host, uint16_t port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct imap_client_opts o;
 
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
+	memset(&o, 0, sizeof(o));
+	o.host = host;
+	o.port = port;
+	o.security = MH_SEC_PLAIN;
+	o.user = "x";
+	o.password = "y";
+	return o;
 }
 
 static void test_connect_refused(void **state)
 {
-	struct imap_client_opts o;
+	struct imap_client_opts o = nowhere_opts("127.0.0.1", closed_port());
 
 	(void)state;
-	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
-	o.port = closed_port();
-	o.security = MH_SEC_PLAIN;
-	o.user = "x";
-	o.password = "y";
 	assert_int_equal(open_expect(&o), MH_E_CONNECT_REFUSED);
 }
 
 static void test_connect_localhost_name(void **state)
 {
-	struct imap_client_opts o;
+	/* a host name goes through the resolver (evdns, /etc/hosts) */
+	struct imap_client_opts o = nowhere_opts("localhost", closed_port());
 
 	(void)state;
-	/* a host name goes through the resolver (evdns, /etc/hosts) */
-	memset(&o, 0, sizeof(o));
-	o.host = "localhost";
-	o.port = closed_port();
-	o.security = MH_SEC_PLAIN;
-	o.user = "x";
-	o.password = "y";
 	assert_int_equal(open_expect(&o), MH_E_CONNECT_REFUSED);
 }
 
 static void test_dns_failure(void **state)
 {
-	struct imap_client_opts o;
+	/* RFC 6761: .invalid never resolves. Without a reachable resolver the lookup may
+	 * only time out, which the connect timeout reports. */
+	struct imap_client_opts o = nowhere_opts("no-such-host.invalid", 143);
 	enum mh_err_code e;
 
 	(void)state;
-	/* RFC 6761: .invalid never resolves. Without a reachable resolver the lookup may
-	 * only time out, which the connect timeout reports. */
-	memset(&o, 0, sizeof(o));
-	o.host = "no-such-host.invalid";
-	o.port = 143;
-	o.security = MH_SEC_PLAIN;
-	o.user = "x";
-	o.password = "y";
 	o.connect_timeout_ms = 3000;
 	e = open_expect(&o);
 	if (e != MH_E_DNS && e != MH_E_CONNECT_TIMEOUT)
@@ -494,10 +265,8 @@ static void test_tls_hostname_mismatch(void **state)
 	struct imap_client_opts o;
 
 	(void)state;
-	NEED_DOVECOT();
-	fx->tls = make_tls(g.ca_file, false);
+	dovecot_fixture_need(&dovecot);
 	o = dovecot_opts(MH_SEC_TLS, "alice", "secret");
-	o.tls = fx->tls;
 	o.tls_name = "wrong.example";
 	assert_int_equal(open_expect(&o), MH_E_TLS_CERT_HOSTNAME);
 }
@@ -507,10 +276,9 @@ static void test_tls_untrusted_without_ca(void **state)
 	struct imap_client_opts o;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	fx->tls = make_tls(NULL, false);
 	o = dovecot_opts(MH_SEC_STARTTLS, "alice", "secret");
-	o.tls = fx->tls;
 	assert_int_equal(open_expect(&o), MH_E_TLS_CERT_UNTRUSTED);
 }
 
@@ -521,12 +289,11 @@ static void test_tls_insecure(void **state)
 	struct imap_client *c;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	fx->tls = make_tls(NULL, true);
 	o = dovecot_opts(MH_SEC_TLS, "alice", "secret");
-	o.tls = fx->tls;
 	o.tls_name = "wrong.example";
-	c = open_client(&o, &w);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_OK);
 	assert_true(imap_client_is_open(c));
 	imap_client_free(&c);
@@ -539,23 +306,16 @@ static void test_login_literal_password_sync(void **state)
 	struct imap_client *c;
 
 	(void)state;
-	NEED_DOVECOT();
-	/* bob's password has a space, a quote, a backslash and UTF-8: a literal, and without
-	 * LITERAL+ a synchronizing one */
-	fx->tls = make_tls(g.ca_file, false);
-	o = dovecot_opts(MH_SEC_STARTTLS, "bob", "sp ce\"q\\x\xc3\xbc");
-	o.tls = fx->tls;
-	c = imap_client_new(fx->base, &o);
-	imap_client_disable_cap(c, "LITERAL+");
-	memset(&w, 0, sizeof(w));
-	imap_client_open(c, on_done, &w);
-	run(&w.done);
+	dovecot_fixture_need(&dovecot);
+	/* bob's password is sent as a literal, and without LITERAL+ a synchronizing one */
+	o = dovecot_opts(MH_SEC_STARTTLS, "bob", BOB_PASSWORD);
+	c = open_client(&o, "LITERAL+", &w);
 	if (w.code != MH_E_OK)
 		fail_msg("open failed: %s: %s", mh_err_name(w.code), w.detail);
 	assert_false(imap_client_has_cap(c, "LITERAL+"));
-	assert_true(tr_contains(" LOGIN <redacted> <redacted>"));
-	assert_true(tr_find("< +", 0) != SIZE_MAX);
-	assert_false(tr_contains("sp ce"));
+	assert_true(transcript_contains(" LOGIN <redacted> <redacted>"));
+	assert_true(transcript_find("< +", 0) != SIZE_MAX);
+	assert_false(transcript_contains("sp ce"));
 	imap_client_free(&c);
 }
 
@@ -590,7 +350,7 @@ static void test_pipelined_in_order(void **state)
 	int sent_before_answer = 0;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_alice(MH_SEC_TLS);
 	first_sent = fx->tr.n;
 	order_counter = 0;
@@ -611,7 +371,7 @@ static void test_pipelined_in_order(void **state)
 		struct imap_cmd_handlers h = {.done = on_done, .ctx = &p->w[2 + i]};
 		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP"), 0);
 	}
-	run(&p->w[1 + PIPE_NOOPS].done);
+	fx_run(&p->w[1 + PIPE_NOOPS].done);
 	for (int i = 0; i < 2 + PIPE_NOOPS; i++) {
 		assert_int_equal(p->w[i].calls, 1);
 		if (p->w[i].code != MH_E_OK)
@@ -620,13 +380,13 @@ static void test_pipelined_in_order(void **state)
 	}
 	assert_true(p->lc.lists >= 2); /* INBOX and "pipe line" */
 	/* 128 commands (the in-flight cap) were written before the first answer came back */
-	first_tagged_after = tr_find("< A", first_sent);
+	first_tagged_after = transcript_find("< A", first_sent);
 	for (size_t i = first_sent; i < first_tagged_after && i < fx->tr.n; i++)
 		if (fx->tr.lines[i][0] == '>')
 			sent_before_answer++;
 	assert_int_equal(sent_before_answer, 128);
-	assert_true(tr_contains(" CREATE \"pipe line\""));
-	assert_true(tr_contains(" LIST \"\" \"*\"")); /* quoted wildcards still match */
+	assert_true(transcript_contains(" CREATE \"pipe line\""));
+	assert_true(transcript_contains(" LIST \"\" \"*\"")); /* quoted wildcards still match */
 	imap_client_free(&c);
 	free(p);
 }
@@ -680,7 +440,7 @@ static void test_append_single(void **state)
 	char *m = make_message(1, 300);
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_alice(MH_SEC_TLS);
 	assert_true(imap_client_has_cap(c, "LITERAL+"));
 	create_box(c, "single");
@@ -691,13 +451,13 @@ static void test_append_single(void **state)
 	imap_append_data_mem(a, m, 100);
 	imap_append_data_mem(a, m + 100, 200);
 	imap_append_finish(a);
-	run(&w.done);
+	fx_run(&w.done);
 	assert_int_equal(w.calls, 1);
 	assert_int_equal(w.code, MH_E_OK);
 	assert_int_equal(w.nuids, 1);
 	assert_true(w.uids[0] >= 1);
-	assert_true(tr_contains("APPEND single (\\Seen $Forwarded) \"17-Jul-1996 02:44:25 -0700\" {300+}"));
-	assert_true(tr_contains("> <literal 300 bytes>"));
+	assert_true(transcript_contains("APPEND single (\\Seen $Forwarded) \"17-Jul-1996 02:44:25 -0700\" {300+}"));
+	assert_true(transcript_contains("> <literal 300 bytes>"));
 	imap_client_free(&c);
 	free(m);
 }
@@ -711,7 +471,7 @@ static void test_multiappend_50(void **state)
 	struct imap_append *a;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_alice(MH_SEC_TLS);
 	assert_true(imap_client_has_cap(c, "MULTIAPPEND"));
 	create_box(c, "multi");
@@ -730,7 +490,7 @@ static void test_multiappend_50(void **state)
 		free(m);
 	}
 	imap_append_finish(a);
-	run(&w.done);
+	fx_run(&w.done);
 	if (w.code != MH_E_OK)
 		fail_msg("MULTIAPPEND: %s: %s", mh_err_name(w.code), w.detail);
 	assert_int_equal(w.nuids, 50);
@@ -751,15 +511,9 @@ static void test_append_sync_literal(void **state)
 	char *m1 = make_message(1, 500), *m2 = make_message(2, 700);
 
 	(void)state;
-	NEED_DOVECOT();
-	fx->tls = make_tls(g.ca_file, false);
+	dovecot_fixture_need(&dovecot);
 	o = dovecot_opts(MH_SEC_TLS, "alice", "secret");
-	o.tls = fx->tls;
-	c = imap_client_new(fx->base, &o);
-	imap_client_disable_cap(c, "LITERAL+");
-	memset(&w, 0, sizeof(w));
-	imap_client_open(c, on_done, &w);
-	run(&w.done);
+	c = open_client(&o, "LITERAL+", &w);
 	assert_int_equal(w.code, MH_E_OK);
 	assert_false(imap_client_has_cap(c, "LITERAL+"));
 	create_box(c, "sync");
@@ -778,16 +532,16 @@ static void test_append_sync_literal(void **state)
 		struct imap_cmd_handlers hn = {.done = on_done, .ctx = &wn};
 		memset(&wn, 0, sizeof(wn));
 		assert_int_equal(imap_client_cmd(c, &hn, &err, "NOOP"), 0);
-		run(&wn.done);
+		fx_run(&wn.done);
 		assert_int_equal(wn.code, MH_E_OK);
 		assert_true(w.done);
 		assert_true(w.order < wn.order);
 	}
 	assert_int_equal(w.code, MH_E_OK);
 	assert_int_equal(w.nuids, 2);
-	assert_true(tr_contains("APPEND sync {500}"));
-	assert_true(tr_contains("<literal 500 bytes> (\\Flagged) {700}"));
-	assert_true(tr_find("< +", 0) != SIZE_MAX);
+	assert_true(transcript_contains("APPEND sync {500}"));
+	assert_true(transcript_contains("<literal 500 bytes> (\\Flagged) {700}"));
+	assert_true(transcript_find("< +", 0) != SIZE_MAX);
 	imap_client_free(&c);
 	free(m1);
 	free(m2);
@@ -873,7 +627,7 @@ static void test_append_5mb_stream_and_fetch(void **state)
 	uint32_t uid;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	b->size = 5 * 1024 * 1024;
 	msg = make_message(7, b->size);
 	b->msg = msg;
@@ -883,7 +637,7 @@ static void test_append_5mb_stream_and_fetch(void **state)
 	assert_non_null(b->a);
 	assert_int_equal(imap_append_add(b->a, "\\Seen", NULL, b->size, &err), 0);
 	big_feed(b);
-	run(&b->w.done);
+	fx_run(&b->w.done);
 	if (b->w.code != MH_E_OK)
 		fail_msg("APPEND 5 MB: %s: %s", mh_err_name(b->w.code), b->w.detail);
 	assert_true(b->drains > 0);
@@ -891,7 +645,7 @@ static void test_append_5mb_stream_and_fetch(void **state)
 	assert_int_equal(b->w.nuids, 1);
 	uid = b->w.uids[0];
 	/* 5 MB > 100 KiB: a synchronizing literal even with LITERAL+ */
-	assert_true(tr_contains("APPEND big (\\Seen) {5242880}"));
+	assert_true(transcript_contains("APPEND big (\\Seen) {5242880}"));
 
 	assert_int_equal(cmd_sync(b->c, NULL, "SELECT %s", "big"), MH_E_OK);
 	imap_client_set_inline_max(b->c, 0);
@@ -905,7 +659,7 @@ static void test_append_5mb_stream_and_fetch(void **state)
 		assert_int_equal(imap_client_cmd(b->c, &hf, &err, "UID FETCH %u BODY.PEEK[]", uid), 0);
 		/* a NOOP behind it tells us when the FETCH is complete */
 		assert_int_equal(imap_client_cmd(b->c, &hd, &err, "NOOP"), 0);
-		run(&wf.done);
+		fx_run(&wf.done);
 		assert_int_equal(wf.code, MH_E_OK);
 	}
 	assert_int_equal(b->begins, 1);
@@ -916,7 +670,7 @@ static void test_append_5mb_stream_and_fetch(void **state)
 	assert_string_equal(b->key, "BODY[]");
 	assert_int_equal(evbuffer_get_length(b->got), b->size);
 	assert_memory_equal(evbuffer_pullup(b->got, -1), msg, b->size);
-	assert_true(tr_contains("BODY[] <literal 5242880 bytes>"));
+	assert_true(transcript_contains("BODY[] <literal 5242880 bytes>"));
 	evbuffer_free(b->got);
 	imap_client_free(&b->c);
 	free(msg);
@@ -951,7 +705,7 @@ static void test_append_over_appendlimit(void **state)
 	const char *limit;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	b->size = APPEND_LIMIT + 1000000;
 	msg = make_message(9, b->size);
 	b->msg = msg;
@@ -962,7 +716,7 @@ static void test_append_over_appendlimit(void **state)
 	b->a = imap_client_append_start(b->c, "INBOX", &h, &err);
 	assert_int_equal(imap_append_add(b->a, NULL, NULL, b->size, &err), 0);
 	too_big_feed(b);
-	run(&b->w.done);
+	fx_run(&b->w.done);
 	if (b->w.code != MH_E_MSG_TOO_BIG && b->w.code != MH_E_OVER_QUOTA)
 		fail_msg("APPEND over the limit: %s: %s", mh_err_name(b->w.code), b->w.detail);
 	/* the detail names both sizes, before the server's text */
@@ -975,7 +729,7 @@ static void test_append_over_appendlimit(void **state)
 	if (b->a != NULL)
 		too_big_feed(b);
 	assert_null(b->a);
-	assert_true(tr_contains("< A2 NO [LIMIT]"));
+	assert_true(transcript_contains("< A2 NO [LIMIT]"));
 	assert_int_equal(b->w.calls, 1);
 	/* still in step */
 	assert_int_equal(cmd_sync(b->c, NULL, "NOOP", NULL), MH_E_OK);
@@ -1007,7 +761,7 @@ static void test_free_inside_done(void **state)
 	struct mh_err err;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	memset(&f, 0, sizeof(f));
 	f.c = open_alice(MH_SEC_TLS);
 	{
@@ -1018,7 +772,7 @@ static void test_free_inside_done(void **state)
 		struct imap_cmd_handlers h = {.done = on_done, .ctx = &f.w[i]};
 		assert_int_equal(imap_client_cmd(f.c, &h, &err, "NOOP"), 0);
 	}
-	run(&f.w[4].done);
+	fx_run(&f.w[4].done);
 	assert_int_equal(f.w[0].code, MH_E_OK);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(f.w[i].calls, 1);
@@ -1034,7 +788,7 @@ static void test_free_with_pending(void **state)
 	struct mh_err err;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_alice(MH_SEC_TLS);
 	memset(w, 0, sizeof(w));
 	for (int i = 0; i < 3; i++) {
@@ -1049,117 +803,14 @@ static void test_free_with_pending(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------
- * a scripted server in the same loop */
+ * a scripted server in the same loop (client_fixture.h) */
 
-struct fake;
-typedef void fake_line_cb_t(struct fake *f, const char *line);
-
-struct fake {
-	struct evconnlistener *lst;
-	struct bufferevent *bev;
-	uint16_t port;
-	const char *greeting;
-	fake_line_cb_t *on_line;
-	bool close_when_flushed;
-	int lines;
-	char last[512];
-	int step;
-};
-
-static void fake_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct fake *f = arg;
-
-	(void)bev;
-	if (f->close_when_flushed && f->bev != NULL) {
-		bufferevent_free(f->bev);
-		f->bev = NULL;
-	}
-}
-
-static void fake_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct fake *f = arg;
-
-	(void)bev;
-	(void)what;
-	if (f->bev != NULL) {
-		bufferevent_free(f->bev);
-		f->bev = NULL;
-	}
-}
-
-static void fake_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct fake *f = arg;
-	char *line;
-	size_t n;
-
-	while (f->bev != NULL && (line = evbuffer_readln(bufferevent_get_input(bev), &n, EVBUFFER_EOL_CRLF)) != NULL) {
-		f->lines++;
-		snprintf(f->last, sizeof(f->last), "%s", line);
-		if (f->on_line != NULL)
-			f->on_line(f, line);
-		free(line);
-	}
-}
-
-static void fake_send(struct fake *f, const char *s)
-{
-	if (f->bev != NULL)
-		bufferevent_write(f->bev, s, strlen(s));
-}
-
-static void fake_close(struct fake *f)
-{
-	f->close_when_flushed = true;
-	if (f->bev != NULL && evbuffer_get_length(bufferevent_get_output(f->bev)) == 0) {
-		bufferevent_free(f->bev);
-		f->bev = NULL;
-	}
-}
-
-static void fake_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
-{
-	struct fake *f = arg;
-
-	(void)l;
-	(void)sa;
-	(void)len;
-	f->bev = bufferevent_socket_new(fx->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(f->bev, fake_read_cb, fake_write_cb, fake_event_cb, f);
-	bufferevent_enable(f->bev, EV_READ | EV_WRITE);
-	if (f->greeting != NULL)
-		fake_send(f, f->greeting);
-}
-
-static void fake_start(struct fake *f, const char *greeting, fake_line_cb_t *on_line)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-	socklen_t len = sizeof(sa);
-
-	memset(f, 0, sizeof(*f));
-	f->greeting = greeting;
-	f->on_line = on_line;
-	f->lst = evconnlistener_new_bind(fx->base, fake_accept, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
-					 (struct sockaddr *)&sa, sizeof(sa));
-	assert_non_null(f->lst);
-	assert_int_equal(getsockname(evconnlistener_get_fd(f->lst), (struct sockaddr *)&sa, &len), 0);
-	f->port = ntohs(sa.sin_port);
-}
-
-static void fake_stop(struct fake *f)
-{
-	if (f->bev != NULL)
-		bufferevent_free(f->bev);
-	f->bev = NULL;
-	evconnlistener_free(f->lst);
-}
-
-static struct imap_client_opts fake_opts(struct fake *f)
+/* Starts the scripted server; returns options for a plain client of it. */
+static struct imap_client_opts fake_start(struct fake_server *f, const char *greeting, fake_server_line_cb_t *script)
 {
 	struct imap_client_opts o;
 
+	fake_server_start(f, greeting, script, NULL);
 	memset(&o, 0, sizeof(o));
 	o.name = "fake";
 	o.host = "127.0.0.1";
@@ -1174,57 +825,63 @@ static struct imap_client_opts fake_opts(struct fake *f)
 	return o;
 }
 
+/* fake_start() for a client that asks for STARTTLS, with a TLS context that checks
+ * nothing: no fake server gets as far as a handshake that could succeed. */
+static struct imap_client_opts fake_start_starttls(struct fake_server *f, const char *greeting,
+						   fake_server_line_cb_t *script)
+{
+	struct imap_client_opts o = fake_start(f, greeting, script);
+
+	if (fx->tls == NULL)
+		fx->tls = make_tls(NULL, true);
+	o.security = MH_SEC_STARTTLS;
+	o.tls = fx->tls;
+	return o;
+}
+
 static const char preauth[] = "* PREAUTH [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n";
 
 static void test_hostile_malformed_greeting(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 
 	(void)state;
-	fake_start(&f, "*OK hello\r\n", NULL);
-	o = fake_opts(&f);
+	o = fake_start(&f, "*OK hello\r\n", NULL);
 	assert_int_equal(open_expect(&o), MH_E_PROTOCOL);
-	fake_stop(&f);
-	fake_start(&f, "A1 OK not a greeting\r\n", NULL);
-	o = fake_opts(&f);
+	fake_server_stop(&f);
+	o = fake_start(&f, "A1 OK not a greeting\r\n", NULL);
 	assert_int_equal(open_expect(&o), MH_E_PROTOCOL);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
 static void test_hostile_greeting_bye(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter w;
 	struct imap_client *c;
 
 	(void)state;
-	fake_start(&f, "* BYE Too many simultaneous connections\r\n", NULL);
-	o = fake_opts(&f);
-	c = open_client(&o, &w);
+	o = fake_start(&f, "* BYE Too many simultaneous connections\r\n", NULL);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_THROTTLED);
 	imap_client_free(&c);
-	fake_stop(&f);
-	fake_start(&f, "* BYE going down\r\n", NULL);
-	o = fake_opts(&f);
-	c = open_client(&o, &w);
+	fake_server_stop(&f);
+	o = fake_start(&f, "* BYE going down\r\n", NULL);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_SERVER_BYE);
 	assert_non_null(strstr(w.detail, "going down"));
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
-static void huge_line(struct fake *f, const char *line)
+static void huge_line(struct fake_server *f, const char *line)
 {
 	(void)line;
 	if (f->step++ == 0) {
-		size_t n = 10 * 1024 * 1024;
-		char *big = malloc(n);
-		memset(big, 'x', n);
-		fake_send(f, "* OK ");
-		bufferevent_write(f->bev, big, n);
-		free(big);
+		fake_server_send(f, "* OK ");
+		fake_server_send_filler(f, 10 * 1024 * 1024);
 	}
 }
 
@@ -1232,7 +889,7 @@ static void huge_line(struct fake *f, const char *line)
 static struct imap_client *fake_open_with_noops(struct imap_client_opts *o, struct waiter *ws, int n)
 {
 	struct waiter w;
-	struct imap_client *c = open_client(o, &w);
+	struct imap_client *c = open_client(o, NULL, &w);
 	struct mh_err err;
 
 	if (w.code != MH_E_OK)
@@ -1247,17 +904,16 @@ static struct imap_client *fake_open_with_noops(struct imap_client_opts *o, stru
 
 static void test_hostile_10mb_line(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter ws[5];
 	struct imap_client *c;
 	struct mh_err err;
 
 	(void)state;
-	fake_start(&f, preauth, huge_line);
-	o = fake_opts(&f);
+	o = fake_start(&f, preauth, huge_line);
 	c = fake_open_with_noops(&o, ws, 5);
-	run(&ws[4].done);
+	fx_run(&ws[4].done);
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(ws[i].calls, 1);
 		assert_int_equal(ws[i].code, MH_E_PROTOCOL);
@@ -1267,7 +923,7 @@ static void test_hostile_10mb_line(void **state)
 	assert_int_equal(imap_client_cmd(c, NULL, &err, "NOOP"), -1);
 	assert_int_equal(err.code, MH_E_PROTOCOL);
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
 struct midlit {
@@ -1297,20 +953,20 @@ static void midlit_done(void *ctx, const struct imap_response *tagged, const str
 	on_done(&m->w, tagged, err);
 }
 
-static void cut_literal(struct fake *f, const char *line)
+static void cut_literal(struct fake_server *f, const char *line)
 {
 	if (strstr(line, "FETCH") != NULL) {
 		char part[1000];
 		memset(part, 'y', sizeof(part));
-		fake_send(f, "* 1 FETCH (UID 7 BODY[] {100000}\r\n");
-		bufferevent_write(f->bev, part, sizeof(part));
-		fake_close(f);
+		fake_server_send(f, "* 1 FETCH (UID 7 BODY[] {100000}\r\n");
+		fake_server_write(f, part, sizeof(part));
+		fake_server_hang_up(f);
 	}
 }
 
 static void test_hostile_disconnect_mid_literal(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter w, ws[3];
 	struct imap_client *c;
@@ -1319,9 +975,8 @@ static void test_hostile_disconnect_mid_literal(void **state)
 
 	(void)state;
 	memset(&m, 0, sizeof(m));
-	fake_start(&f, preauth, cut_literal);
-	o = fake_opts(&f);
-	c = open_client(&o, &w);
+	o = fake_start(&f, preauth, cut_literal);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_OK);
 	imap_client_set_inline_max(c, 0);
 	{
@@ -1333,7 +988,7 @@ static void test_hostile_disconnect_mid_literal(void **state)
 		struct imap_cmd_handlers h = {.done = on_done, .ctx = &ws[i]};
 		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP"), 0);
 	}
-	run(&ws[2].done);
+	fx_run(&ws[2].done);
 	assert_int_equal(m.w.calls, 1);
 	assert_int_equal(m.w.code, MH_E_CONNECTION_LOST);
 	assert_int_equal(m.begins, 1);
@@ -1344,80 +999,77 @@ static void test_hostile_disconnect_mid_literal(void **state)
 		assert_int_equal(ws[i].code, MH_E_CONNECTION_LOST);
 	}
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
-static void bye_then_close(struct fake *f, const char *line)
+static void bye_then_close(struct fake_server *f, const char *line)
 {
 	(void)line;
 	if (f->step++ == 0) {
-		fake_send(f, "* BYE [UNAVAILABLE] maintenance\r\n");
-		fake_close(f);
+		fake_server_send(f, "* BYE [UNAVAILABLE] maintenance\r\n");
+		fake_server_hang_up(f);
 	}
 }
 
 static void test_hostile_bye_mid_session(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter ws[2];
 	struct imap_client *c;
 
 	(void)state;
-	fake_start(&f, preauth, bye_then_close);
-	o = fake_opts(&f);
+	o = fake_start(&f, preauth, bye_then_close);
 	c = fake_open_with_noops(&o, ws, 2);
-	run(&ws[1].done);
+	fx_run(&ws[1].done);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(ws[i].calls, 1);
 		assert_int_equal(ws[i].code, MH_E_UNAVAILABLE);
 	}
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
-static void unknown_tag(struct fake *f, const char *line)
+static void unknown_tag(struct fake_server *f, const char *line)
 {
 	(void)line;
 	if (f->step++ == 0)
-		fake_send(f, "A999 OK who?\r\n");
+		fake_server_send(f, "A999 OK who?\r\n");
 }
 
-static void unexpected_plus(struct fake *f, const char *line)
+static void unexpected_plus(struct fake_server *f, const char *line)
 {
 	(void)line;
 	if (f->step++ == 0)
-		fake_send(f, "+ go ahead\r\n");
+		fake_server_send(f, "+ go ahead\r\n");
 }
 
 static void test_hostile_unknown_tag_and_continuation(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter ws[2];
 	struct imap_client *c;
 
 	(void)state;
-	fake_start(&f, preauth, unknown_tag);
-	o = fake_opts(&f);
+	o = fake_start(&f, preauth, unknown_tag);
 	c = fake_open_with_noops(&o, ws, 2);
-	run(&ws[1].done);
+	fx_run(&ws[1].done);
 	assert_int_equal(ws[0].code, MH_E_PROTOCOL);
 	assert_non_null(strstr(ws[0].detail, "A999"));
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 
-	fake_start(&f, preauth, unexpected_plus);
-	o = fake_opts(&f);
+	o = fake_start(&f, preauth, unexpected_plus);
 	c = fake_open_with_noops(&o, ws, 2);
-	run(&ws[1].done);
+	fx_run(&ws[1].done);
 	assert_int_equal(ws[0].code, MH_E_PROTOCOL);
 	assert_int_equal(ws[1].calls, 1);
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
-static void silent(struct fake *f, const char *line)
+static void silent(struct fake_server *f, const char *line)
 {
 	(void)f;
 	(void)line;
@@ -1425,172 +1077,157 @@ static void silent(struct fake *f, const char *line)
 
 static void test_hostile_silent_server_times_out(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter ws[2];
 	struct imap_client *c;
 
 	(void)state;
-	fake_start(&f, preauth, silent);
-	o = fake_opts(&f);
+	o = fake_start(&f, preauth, silent);
 	o.command_timeout_ms = 300;
 	c = fake_open_with_noops(&o, ws, 2);
-	run(&ws[1].done);
+	fx_run(&ws[1].done);
 	assert_int_equal(ws[0].code, MH_E_TIMEOUT);
 	assert_int_equal(ws[1].code, MH_E_TIMEOUT);
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 
 	/* no greeting at all: the connect timeout */
-	fake_start(&f, NULL, silent);
-	o = fake_opts(&f);
+	o = fake_start(&f, NULL, silent);
 	o.connect_timeout_ms = 300;
 	assert_int_equal(open_expect(&o), MH_E_CONNECT_TIMEOUT);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
 /* STARTTLS injection: data after the OK, in the same packet */
-static void starttls_inject(struct fake *f, const char *line)
+static void starttls_inject(struct fake_server *f, const char *line)
 {
 	if (strstr(line, "STARTTLS") != NULL)
-		fake_send(f, "A1 OK Begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n");
+		fake_server_send(f, "A1 OK Begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n");
 }
 
 static void test_hostile_starttls_injection(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 
 	(void)state;
-	fx->tls = make_tls(NULL, true);
-	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n", starttls_inject);
-	o = fake_opts(&f);
-	o.security = MH_SEC_STARTTLS;
-	o.tls = fx->tls;
+	o = fake_start_starttls(&f, "* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n", starttls_inject);
 	assert_int_equal(open_expect(&o), MH_E_PROTOCOL);
-	assert_true(tr_contains("> A1 STARTTLS"));
-	fake_stop(&f);
+	assert_true(transcript_contains("> A1 STARTTLS"));
+	fake_server_stop(&f);
 }
 
 static void test_hostile_no_starttls(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 
 	(void)state;
-	fx->tls = make_tls(NULL, true);
-	fake_start(&f, "* OK [CAPABILITY IMAP4rev1] hi\r\n", silent);
-	o = fake_opts(&f);
-	o.security = MH_SEC_STARTTLS;
-	o.tls = fx->tls;
+	o = fake_start_starttls(&f, "* OK [CAPABILITY IMAP4rev1] hi\r\n", silent);
 	assert_int_equal(open_expect(&o), MH_E_STARTTLS_UNAVAILABLE);
-	assert_false(tr_contains("LOGIN"));
-	fake_stop(&f);
+	assert_false(transcript_contains("LOGIN"));
+	fake_server_stop(&f);
 }
 
 /* AUTHENTICATE PLAIN when LOGINDISABLED: with SASL-IR inline, else after "+ " */
-static void auth_plain_server(struct fake *f, const char *line)
+static void auth_plain_server(struct fake_server *f, const char *line)
 {
 	/* base64("\0u\0p") */
 	if (strcmp(line, "A1 AUTHENTICATE PLAIN AHUAcA==") == 0) {
-		fake_send(f, "A1 OK [CAPABILITY IMAP4rev1 MULTIAPPEND] done\r\n");
+		fake_server_send(f, "A1 OK [CAPABILITY IMAP4rev1 MULTIAPPEND] done\r\n");
 	} else if (strcmp(line, "A1 AUTHENTICATE PLAIN") == 0) {
-		fake_send(f, "+ \r\n");
+		fake_server_send(f, "+ \r\n");
 	} else if (strcmp(line, "AHUAcA==") == 0) {
-		fake_send(f, "A1 OK done\r\n");
+		fake_server_send(f, "A1 OK done\r\n");
 	} else if (strcmp(line, "A2 CAPABILITY") == 0) {
-		fake_send(f, "* CAPABILITY IMAP4rev1 UIDPLUS\r\nA2 OK\r\n");
+		fake_server_send(f, "* CAPABILITY IMAP4rev1 UIDPLUS\r\nA2 OK\r\n");
 	} else {
-		fake_send(f, "* BAD unexpected\r\n");
+		fake_server_send(f, "* BAD unexpected\r\n");
 	}
 }
 
 static void test_authenticate_plain(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter w;
 	struct imap_client *c;
 
 	(void)state;
-	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED AUTH=PLAIN] hi\r\n", auth_plain_server);
-	o = fake_opts(&f);
-	c = open_client(&o, &w);
+	o = fake_start(&f, "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED AUTH=PLAIN] hi\r\n", auth_plain_server);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_OK);
 	assert_true(imap_client_has_cap(c, "MULTIAPPEND"));
-	assert_true(tr_contains("> A1 AUTHENTICATE PLAIN <redacted>"));
-	assert_false(tr_contains("AHUAcA=="));
+	assert_true(transcript_contains("> A1 AUTHENTICATE PLAIN <redacted>"));
+	assert_false(transcript_contains("AHUAcA=="));
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 
-	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN] hi\r\n", auth_plain_server);
-	o = fake_opts(&f);
-	c = open_client(&o, &w);
+	o = fake_start(&f, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN] hi\r\n", auth_plain_server);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_OK);
 	assert_true(imap_client_has_cap(c, "UIDPLUS"));
-	assert_true(tr_contains("> A1 AUTHENTICATE PLAIN"));
-	assert_int_not_equal(tr_find("> <redacted>", 0), SIZE_MAX);
+	assert_true(transcript_contains("> A1 AUTHENTICATE PLAIN"));
+	assert_int_not_equal(transcript_find("> <redacted>", 0), SIZE_MAX);
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 
-	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] hi\r\n", auth_plain_server);
-	o = fake_opts(&f);
+	o = fake_start(&f, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] hi\r\n", auth_plain_server);
 	assert_int_equal(open_expect(&o), MH_E_PLAINTEXT_REFUSED); /* no TLS: that is why */
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
 /* A hostile server that echoes the command it got in its NO: the password must come back
  * neither in the error's detail nor in the trace, as sent quoted or in the PLAIN blob. */
-static void echo_command(struct fake *f, const char *line)
+static void echo_command(struct fake_server *f, const char *line)
 {
 	char buf[700];
 	size_t t = strcspn(line, " ");
 
 	snprintf(buf, sizeof(buf), "%.*s NO [AUTHENTICATIONFAILED] you sent: %s\r\n", (int)(t < 32 ? t : 32), line, line);
-	fake_send(f, buf);
+	fake_server_send(f, buf);
 }
 
 static void test_hostile_echoes_password(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter w;
 	struct imap_client *c;
 
 	(void)state;
-	fake_start(&f, "* OK [CAPABILITY IMAP4rev1] hi\r\n", echo_command);
-	o = fake_opts(&f);
+	o = fake_start(&f, "* OK [CAPABILITY IMAP4rev1] hi\r\n", echo_command);
 	o.password = "s3cr\"et";
-	c = open_client(&o, &w);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_AUTH_FAILED);
 	assert_string_equal(w.detail, "LOGIN: [AUTHENTICATIONFAILED] you sent: A1 LOGIN u \"<redacted>\"");
-	assert_true(tr_contains("< A1 NO [AUTHENTICATIONFAILED] you sent: A1 LOGIN u \"<redacted>\""));
-	assert_false(tr_contains("s3cr"));
+	assert_true(transcript_contains("< A1 NO [AUTHENTICATIONFAILED] you sent: A1 LOGIN u \"<redacted>\""));
+	assert_false(transcript_contains("s3cr"));
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 
-	fake_start(&f, "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED AUTH=PLAIN] hi\r\n", echo_command);
-	o = fake_opts(&f);
+	o = fake_start(&f, "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED AUTH=PLAIN] hi\r\n", echo_command);
 	o.password = "s3cret-pw";
-	c = open_client(&o, &w);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_AUTH_FAILED);
 	/* base64("\0u\0s3cret-pw") is AHUAczNjcmV0LXB3 */
 	assert_string_equal(w.detail, "AUTHENTICATE: [AUTHENTICATIONFAILED] you sent: A1 AUTHENTICATE PLAIN <redacted>");
-	assert_false(tr_contains("AHUAczNjcmV0LXB3"));
+	assert_false(transcript_contains("AHUAczNjcmV0LXB3"));
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
 /* A server that answers an APPEND before its literal is complete is out of step. */
-static void early_answer(struct fake *f, const char *line)
+static void early_answer(struct fake_server *f, const char *line)
 {
 	if (strstr(line, "APPEND") != NULL)
-		fake_send(f, "A1 NO [OVERQUOTA] full\r\n");
+		fake_server_send(f, "A1 NO [OVERQUOTA] full\r\n");
 }
 
 static void test_hostile_answer_during_append(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter w, wa, wn;
 	struct imap_client *c;
@@ -1600,9 +1237,8 @@ static void test_hostile_answer_during_append(void **state)
 	struct imap_cmd_handlers hn = {.done = on_done, .ctx = &wn};
 
 	(void)state;
-	fake_start(&f, preauth, early_answer);
-	o = fake_opts(&f);
-	c = open_client(&o, &w);
+	o = fake_start(&f, preauth, early_answer);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_OK);
 	memset(&wa, 0, sizeof(wa));
 	memset(&wn, 0, sizeof(wn));
@@ -1610,9 +1246,9 @@ static void test_hostile_answer_during_append(void **state)
 	assert_int_equal(imap_append_add(a, NULL, NULL, 10, &err), 0);
 	imap_append_data_mem(a, "12345", 5);
 	assert_int_equal(imap_client_cmd(c, &hn, &err, "NOOP"), 0);
-	run(&wa.done);
+	fx_run(&wa.done);
 	assert_int_equal(wa.code, MH_E_OVER_QUOTA);
-	run(&wn.done);
+	fx_run(&wn.done);
 	assert_int_equal(wn.code, MH_E_PROTOCOL);
 	/* the handle stays usable until finish; data is dropped */
 	imap_append_data_mem(a, "67890", 5);
@@ -1620,13 +1256,13 @@ static void test_hostile_answer_during_append(void **state)
 	assert_int_equal(wa.calls, 1);
 	assert_int_equal(wn.calls, 1);
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
 /* A short literal: we owe the server bytes, so the connection goes. */
 static void test_append_short_literal_closes(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter w, wa;
 	struct imap_client *c;
@@ -1635,25 +1271,24 @@ static void test_append_short_literal_closes(void **state)
 	struct imap_cmd_handlers h = {.done = on_done, .ctx = &wa};
 
 	(void)state;
-	fake_start(&f, preauth, silent);
-	o = fake_opts(&f);
-	c = open_client(&o, &w);
+	o = fake_start(&f, preauth, silent);
+	c = open_client(&o, NULL, &w);
 	memset(&wa, 0, sizeof(wa));
 	a = imap_client_append_start(c, "INBOX", &h, &err);
 	assert_int_equal(imap_append_add(a, NULL, NULL, 10, &err), 0);
 	imap_append_data_mem(a, "12345", 5);
 	imap_append_finish(a);
 	assert_false(wa.done); /* never from inside the API call */
-	run(&wa.done);
+	fx_run(&wa.done);
 	assert_int_equal(wa.calls, 1);
 	assert_int_equal(wa.code, MH_E_CONNECTION_LOST);
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
 /* A server that answers every command OK, "+ go" to synchronizing literals, and NO
  * [TOOBIG] to any APPEND literal of 100000 bytes or more. */
-static void ok_all(struct fake *f, const char *line)
+static void ok_all(struct fake_server *f, const char *line)
 {
 	static char tag[32];
 	size_t n = strlen(line);
@@ -1672,24 +1307,24 @@ static void ok_all(struct fake *f, const char *line)
 		if (size >= 100000) {
 			char buf[96];
 			snprintf(buf, sizeof(buf), "%s NO [TOOBIG] too big\r\n", tag);
-			fake_send(f, buf);
+			fake_server_send(f, buf);
 			f->step = 0;
 			return;
 		}
-		fake_send(f, "+ go\r\n");
+		fake_server_send(f, "+ go\r\n");
 		return;
 	}
 	{
 		char buf[96];
 		snprintf(buf, sizeof(buf), "%s OK done\r\n", tag);
-		fake_send(f, buf);
+		fake_server_send(f, buf);
 	}
 	f->step = 0;
 }
 
 static void test_astring_formatting(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter w;
 	struct imap_client *c;
@@ -1709,23 +1344,22 @@ static void test_astring_formatting(void **state)
 	};
 
 	(void)state;
-	fake_start(&f, preauth, ok_all);
-	o = fake_opts(&f);
-	c = open_client(&o, &w);
+	o = fake_start(&f, preauth, ok_all);
+	c = open_client(&o, NULL, &w);
 	assert_int_equal(w.code, MH_E_OK);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		assert_int_equal(cmd_sync(c, NULL, "SELECT %s", cases[i].arg), MH_E_OK);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (tr_find(cases[i].line, 0) == SIZE_MAX)
+		if (transcript_find(cases[i].line, 0) == SIZE_MAX)
 			fail_msg("no line \"%s\"", cases[i].line);
-	assert_int_equal(tr_find("> <literal 2 bytes>", 0), tr_find("> A8 SELECT {2+}", 0) + 1);
+	assert_int_equal(transcript_find("> <literal 2 bytes>", 0), transcript_find("> A8 SELECT {2+}", 0) + 1);
 	{
 		struct waiter wn;
 		struct imap_cmd_handlers h = {.done = on_done, .ctx = &wn};
 		memset(&wn, 0, sizeof(wn));
 		assert_int_equal(imap_client_cmd(c, &h, &err, "FETCH %u:%U (FLAGS) 100%% %a", 1u, (uint64_t)4294967295u, "X"), 0);
-		run(&wn.done);
-		assert_true(tr_contains("> A10 FETCH 1:4294967295 (FLAGS) 100% X"));
+		fx_run(&wn.done);
+		assert_true(transcript_contains("> A10 FETCH 1:4294967295 (FLAGS) 100% X"));
 		/* bad formats fail at once and never call done */
 		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP %q"), -1);
 		assert_int_equal(err.code, MH_E_INTERNAL);
@@ -1736,9 +1370,9 @@ static void test_astring_formatting(void **state)
 	/* without LITERAL+: "{2}", wait for "+", then the rest */
 	imap_client_disable_cap(c, "LITERAL+");
 	assert_int_equal(cmd_sync(c, NULL, "SELECT %s", "\xc3\xbc"), MH_E_OK);
-	assert_int_equal(tr_find("< + go", 0), tr_find("> A14 SELECT {2}", 0) + 1);
+	assert_int_equal(transcript_find("< + go", 0), transcript_find("> A14 SELECT {2}", 0) + 1);
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 }
 
 /* A synchronizing literal refused with NO: done runs before finish, the rest is dropped,
@@ -1750,7 +1384,7 @@ static void on_drained(void *ctx)
 
 static void test_append_sync_literal_refused(void **state)
 {
-	struct fake f;
+	struct fake_server f;
 	struct imap_client_opts o;
 	struct waiter w, wa;
 	struct imap_client *c;
@@ -1762,9 +1396,8 @@ static void test_append_sync_literal_refused(void **state)
 
 	(void)state;
 	memset(chunk, 'x', 65536);
-	fake_start(&f, "* PREAUTH [CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND] ready\r\n", ok_all);
-	o = fake_opts(&f);
-	c = open_client(&o, &w);
+	o = fake_start(&f, "* PREAUTH [CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND] ready\r\n", ok_all);
+	c = open_client(&o, NULL, &w);
 	memset(&wa, 0, sizeof(wa));
 	a = imap_client_append_start(c, "INBOX", &h, &err);
 	assert_int_equal(imap_append_add(a, NULL, NULL, 1000, &err), 0); /* {1000+} */
@@ -1774,7 +1407,7 @@ static void test_append_sync_literal_refused(void **state)
 		imap_append_data_mem(a, chunk, 65536);
 	assert_true(imap_client_output_pending(c) >= 3 * 65536);
 	imap_client_on_drain(c, 0, on_drained, &drained);
-	run(&wa.done);
+	fx_run(&wa.done);
 	assert_int_equal(wa.code, MH_E_MSG_TOO_BIG);
 	assert_string_equal(wa.detail, "APPEND: the largest of 2 messages is 200000 bytes: [TOOBIG] too big");
 	assert_true(wa.had_tagged);
@@ -1783,13 +1416,13 @@ static void test_append_sync_literal_refused(void **state)
 	assert_int_equal(imap_append_add(a, NULL, NULL, 10, &err), -1);
 	assert_int_equal(err.code, MH_E_CANCELED);
 	imap_append_finish(a);
-	run(&drained);
+	fx_run(&drained);
 	assert_int_equal(imap_client_output_pending(c), 0);
 	assert_int_equal(cmd_sync(c, NULL, "NOOP", NULL), MH_E_OK);
 	assert_true(imap_client_is_open(c));
 	assert_int_equal(wa.calls, 1);
 	imap_client_free(&c);
-	fake_stop(&f);
+	fake_server_stop(&f);
 	free(chunk);
 }
 
@@ -1896,39 +1529,39 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_appenduid_parse),
 		cmocka_unit_test(test_err_from_reply),
-		cmocka_unit_test_setup_teardown(test_connect_refused, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_connect_localhost_name, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_dns_failure, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_malformed_greeting, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_greeting_bye, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_10mb_line, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_disconnect_mid_literal, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_bye_mid_session, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_unknown_tag_and_continuation, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_silent_server_times_out, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_starttls_injection, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_no_starttls, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_authenticate_plain, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_echoes_password, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_answer_during_append, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_append_short_literal_closes, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_astring_formatting, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_append_sync_literal_refused, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_open_starttls_verified, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_open_implicit_tls_verified, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_open_wrong_password, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_tls_hostname_mismatch, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_tls_untrusted_without_ca, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_tls_insecure, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_login_literal_password_sync, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_pipelined_in_order, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_append_single, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_multiappend_50, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_append_sync_literal, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_append_5mb_stream_and_fetch, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_append_over_appendlimit, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_free_inside_done, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_free_with_pending, fx_setup, fx_teardown),
+		FX_TEST(test_connect_refused),
+		FX_TEST(test_connect_localhost_name),
+		FX_TEST(test_dns_failure),
+		FX_TEST(test_hostile_malformed_greeting),
+		FX_TEST(test_hostile_greeting_bye),
+		FX_TEST(test_hostile_10mb_line),
+		FX_TEST(test_hostile_disconnect_mid_literal),
+		FX_TEST(test_hostile_bye_mid_session),
+		FX_TEST(test_hostile_unknown_tag_and_continuation),
+		FX_TEST(test_hostile_silent_server_times_out),
+		FX_TEST(test_hostile_starttls_injection),
+		FX_TEST(test_hostile_no_starttls),
+		FX_TEST(test_authenticate_plain),
+		FX_TEST(test_hostile_echoes_password),
+		FX_TEST(test_hostile_answer_during_append),
+		FX_TEST(test_append_short_literal_closes),
+		FX_TEST(test_astring_formatting),
+		FX_TEST(test_append_sync_literal_refused),
+		FX_TEST(test_open_starttls_verified),
+		FX_TEST(test_open_implicit_tls_verified),
+		FX_TEST(test_open_wrong_password),
+		FX_TEST(test_tls_hostname_mismatch),
+		FX_TEST(test_tls_untrusted_without_ca),
+		FX_TEST(test_tls_insecure),
+		FX_TEST(test_login_literal_password_sync),
+		FX_TEST(test_pipelined_in_order),
+		FX_TEST(test_append_single),
+		FX_TEST(test_multiappend_50),
+		FX_TEST(test_append_sync_literal),
+		FX_TEST(test_append_5mb_stream_and_fetch),
+		FX_TEST(test_append_over_appendlimit),
+		FX_TEST(test_free_inside_done),
+		FX_TEST(test_free_with_pending),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

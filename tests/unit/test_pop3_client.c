@@ -1,11 +1,10 @@
 /* test_pop3_client.c - the POP3 client against a real Dovecot (POP3 + STLS, POP3S), and
  * against a scripted hostile server living in the same event loop.
  *
- * Dovecot is started once for the group (tests/support/dovecot-ctl, with APOP enabled) in
- * a temp dir and alice's INBOX is filled over IMAP with messages whose bytes the test
- * keeps; if Dovecot is not installed the Dovecot tests skip. MH_SOURCE_DIR names the
- * repository root (default: found from this file's path). */
-#include <netinet/in.h>
+ * Dovecot is started once for the group (dovecot_fixture.h, with APOP enabled) in a temp
+ * dir and alice's INBOX is filled over IMAP with messages whose bytes the test keeps; if
+ * Dovecot is not installed the Dovecot tests skip. Each test gets an event loop, a
+ * transcript and a watchdog, and the scripted server runs in that loop (client_fixture.h). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,21 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/listener.h>
-
+#include "client_fixture.h"
+#include "dovecot_fixture.h"
 #include "imap_client.h"
 #include "log.h"
 #include "pop3_client.h"
-#include "tls.h"
 
 /* ---------------------------------------------------------------------------------------
  * the messages delivered to alice */
@@ -44,12 +36,6 @@ struct delivered {
 };
 
 static struct {
-	bool have_dovecot;
-	char src[1024];
-	char dir[256];
-	char ddir[300];
-	uint16_t imap_port, pop3_port, pop3s_port;
-	char ca_file[1300];
 	char bob_pass[301];
 	uint32_t uidvalidity;
 	struct delivered msgs[NMSGS];
@@ -105,50 +91,7 @@ static void make_messages(void)
 /* ---------------------------------------------------------------------------------------
  * group fixture: one Dovecot */
 
-static bool file_exists(const char *p)
-{
-	struct stat st;
-	return stat(p, &st) == 0;
-}
-
-static void find_source_dir(void)
-{
-	const char *env = getenv("MH_SOURCE_DIR");
-	char path[1024];
-
-	if (env != NULL && env[0] != '\0') {
-		snprintf(g.src, sizeof(g.src), "%s", env);
-		return;
-	}
-	/* __FILE__ is .../tests/unit/test_pop3_client.c */
-	snprintf(path, sizeof(path), "%s", __FILE__);
-	for (int i = 0; i < 3; i++) {
-		char *slash = strrchr(path, '/');
-		if (slash == NULL) {
-			snprintf(path, sizeof(path), ".");
-			break;
-		}
-		*slash = '\0';
-	}
-	snprintf(g.src, sizeof(g.src), "%s", path[0] != '\0' ? path : ".");
-}
-
-static int run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run_cmd(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
-static bool dovecot_installed(void)
-{
-	return file_exists("/usr/sbin/dovecot") || run_cmd("command -v dovecot >/dev/null 2>&1") == 0;
-}
+static struct dovecot_fixture dovecot;
 
 static bool fill_done;
 static enum mh_err_code fill_code;
@@ -176,7 +119,7 @@ static void on_fill_open(void *ctx, const struct imap_response *tagged, const st
 static int fill_mailbox(void)
 {
 	struct event_base *base = event_base_new();
-	struct imap_client_opts o = {.name = "fill", .host = "127.0.0.1", .port = g.imap_port,
+	struct imap_client_opts o = {.name = "fill", .host = "127.0.0.1", .port = dovecot.imap_port,
 				     .security = MH_SEC_PLAIN, .user = "alice", .password = "secret",
 				     .connect_timeout_ms = 10000, .command_timeout_ms = 30000};
 	struct imap_client *c = imap_client_new(base, &o);
@@ -208,176 +151,35 @@ static int fill_mailbox(void)
 
 static int group_setup(void **state)
 {
-	char envpath[400], line[1200];
-	FILE *f;
-
 	(void)state;
 	mh_log_setup(MH_LOG_TEXT, getenv("MH_TEST_DEBUG") ? MH_LOG_DEBUG : MH_LOG_ERROR);
-	find_source_dir();
 	make_messages();
 	memset(g.bob_pass, 'p', sizeof(g.bob_pass) - 1); /* AUTH PLAIN no longer fits in 255 octets */
-	if (!dovecot_installed()) {
-		fprintf(stderr, "# dovecot is not installed: the Dovecot tests will skip\n");
+	if (dovecot_fixture_start(&dovecot, "pop3c", "--extra 'auth_mechanisms = plain login apop'") < 0)
+		return -1;
+	if (dovecot.missing)
 		return 0;
-	}
-	snprintf(g.dir, sizeof(g.dir), "/tmp/mh-pop3c-XXXXXX");
-	if (mkdtemp(g.dir) == NULL)
-		return -1;
-	snprintf(g.ddir, sizeof(g.ddir), "%s/dovecot", g.dir);
-	if (run_cmd("'%s/tests/support/dovecot-ctl' start '%s' --extra 'auth_mechanisms = plain login apop' "
-		    ">'%s/start.log' 2>&1",
-		    g.src, g.ddir, g.dir) != 0) {
-		fprintf(stderr, "# dovecot-ctl start failed; see %s/start.log\n", g.dir);
-		return -1;
-	}
-	if (run_cmd("'%s/tests/support/dovecot-ctl' adduser '%s' alice secret && "
-		    "'%s/tests/support/dovecot-ctl' adduser '%s' bob '%s'",
-		    g.src, g.ddir, g.src, g.ddir, g.bob_pass) != 0)
-		return -1;
-	snprintf(envpath, sizeof(envpath), "%s/env", g.ddir);
-	f = fopen(envpath, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "IMAP_PORT=", 10) == 0)
-			g.imap_port = (uint16_t)atoi(line + 10);
-		else if (strncmp(line, "POP3_PORT=", 10) == 0)
-			g.pop3_port = (uint16_t)atoi(line + 10);
-		else if (strncmp(line, "POP3S_PORT=", 11) == 0)
-			g.pop3s_port = (uint16_t)atoi(line + 11);
-		else if (strncmp(line, "CA_FILE=", 8) == 0)
-			snprintf(g.ca_file, sizeof(g.ca_file), "%s", line + 8);
-	}
-	fclose(f);
-	if (g.imap_port == 0 || g.pop3_port == 0 || g.pop3s_port == 0 || g.ca_file[0] == '\0')
+	if (dovecot_fixture_adduser(&dovecot, "alice", "secret") < 0 ||
+	    dovecot_fixture_adduser(&dovecot, "bob", g.bob_pass) < 0)
 		return -1;
 	if (fill_mailbox() < 0) {
 		fprintf(stderr, "# could not fill alice's INBOX over IMAP\n");
 		return -1;
 	}
-	g.have_dovecot = true;
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (g.ddir[0] != '\0')
-		run_cmd("'%s/tests/support/dovecot-ctl' stop '%s' >/dev/null 2>&1", g.src, g.ddir);
-	if (g.dir[0] != '\0' && getenv("MH_TEST_KEEP") == NULL)
-		run_cmd("rm -rf '%s'", g.dir);
+	dovecot_fixture_stop(&dovecot);
 	for (int i = 0; i < NMSGS; i++)
 		free(g.msgs[i].bytes);
 	return 0;
 }
 
-#define NEED_DOVECOT()                                                                              \
-	do {                                                                                        \
-		if (!g.have_dovecot)                                                                \
-			skip();                                                                     \
-	} while (0)
-
 /* ---------------------------------------------------------------------------------------
- * per-test fixture: an event base, a transcript, a watchdog */
-
-struct transcript {
-	char **lines;
-	size_t n;
-};
-
-struct fx {
-	struct event_base *base;
-	struct mh_tls *tls;
-	struct transcript tr;
-	struct event *watchdog;
-	bool timed_out;
-};
-
-static struct fx *fx;
-
-static void on_trace(void *ctx, enum imap_trace_dir dir, const char *line, size_t len)
-{
-	struct transcript *tr = ctx;
-	char *s = malloc(len + 3);
-
-	assert_non_null(s);
-	s[0] = dir == IMAP_TRACE_SENT ? '>' : '<';
-	s[1] = ' ';
-	memcpy(s + 2, line, len);
-	s[len + 2] = '\0';
-	tr->lines = realloc(tr->lines, (tr->n + 1) * sizeof(char *));
-	assert_non_null(tr->lines);
-	tr->lines[tr->n++] = s;
-	if (getenv("MH_TEST_TRACE"))
-		fprintf(stderr, "#   %s\n", s);
-}
-
-static int fx_setup(void **state)
-{
-	(void)state;
-	fx = calloc(1, sizeof(*fx));
-	fx->base = event_base_new();
-	return fx->base != NULL ? 0 : -1;
-}
-
-static int fx_teardown(void **state)
-{
-	(void)state;
-	for (size_t i = 0; i < fx->tr.n; i++)
-		free(fx->tr.lines[i]);
-	free(fx->tr.lines);
-	if (fx->watchdog != NULL)
-		event_free(fx->watchdog);
-	mh_tls_free(&fx->tls);
-	event_base_free(fx->base);
-	free(fx);
-	fx = NULL;
-	return 0;
-}
-
-static bool *watched;
-
-static void on_watchdog(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	fx->timed_out = true;
-	if (watched != NULL)
-		*watched = true;
-}
-
-/* Runs the loop until *done, failing the test after 60 s. */
-static void run(bool *done)
-{
-	struct timeval tv = {60, 0};
-
-	if (fx->watchdog == NULL)
-		fx->watchdog = evtimer_new(fx->base, on_watchdog, NULL);
-	watched = done;
-	evtimer_add(fx->watchdog, &tv);
-	assert_int_equal(imap_run_until(fx->base, done), 0);
-	evtimer_del(fx->watchdog);
-	watched = NULL;
-	assert_false(fx->timed_out);
-}
-
-static size_t tr_find(const char *prefix, size_t from)
-{
-	for (size_t i = from; i < fx->tr.n; i++)
-		if (strncmp(fx->tr.lines[i], prefix, strlen(prefix)) == 0)
-			return i;
-	return SIZE_MAX;
-}
-
-static bool tr_contains(const char *needle)
-{
-	for (size_t i = 0; i < fx->tr.n; i++)
-		if (strstr(fx->tr.lines[i], needle) != NULL)
-			return true;
-	return false;
-}
+ * transcripts (client_fixture.h) */
 
 /* Every line we sent begins with one of the client's verbs (or is an AUTH response), and
  * none is DELE or RSET. */
@@ -515,6 +317,8 @@ static void assert_body(struct waiter *w, const struct delivered *m)
 		assert_memory_equal(evbuffer_pullup(w->body, -1), m->bytes, m->len);
 }
 
+/* Options for user at the Dovecot. Over TLS they use fx->tls, made to trust the test CA
+ * unless the test has made its own. */
 static struct pop3_client_opts dovecot_opts(enum mh_security sec, const char *user, const char *pass)
 {
 	struct pop3_client_opts o;
@@ -523,24 +327,19 @@ static struct pop3_client_opts dovecot_opts(enum mh_security sec, const char *us
 	o.name = "test";
 	o.host = "127.0.0.1";
 	o.security = sec;
-	o.port = sec == MH_SEC_TLS ? g.pop3s_port : g.pop3_port;
+	o.port = sec == MH_SEC_TLS ? dovecot.pop3s_port : dovecot.pop3_port;
 	o.user = user;
 	o.password = pass;
 	o.connect_timeout_ms = 10000;
 	o.command_timeout_ms = 20000;
 	o.trace = on_trace;
 	o.trace_ctx = &fx->tr;
+	if (sec != MH_SEC_PLAIN) {
+		if (fx->tls == NULL)
+			fx->tls = make_tls(dovecot.ca_file, false);
+		o.tls = fx->tls;
+	}
 	return o;
-}
-
-static struct mh_tls *make_tls(const char *ca_file, bool insecure)
-{
-	struct mh_tls_opts to = {.ca_file = ca_file, .insecure = insecure};
-	struct mh_err err;
-	struct mh_tls *tls = mh_tls_new(&to, &err);
-
-	assert_non_null(tls);
-	return tls;
 }
 
 /* Opens a client (with cap disabled when not NULL); the client is returned even when the
@@ -554,7 +353,7 @@ static struct pop3_client *open_client(struct pop3_client_opts *o, const char *d
 	memset(w, 0, sizeof(*w));
 	pop3_client_open(c, on_done, w);
 	assert_false(w->done); /* never from inside open() */
-	run(&w->done);
+	fx_run(&w->done);
 	assert_int_equal(w->calls, 1);
 	return c;
 }
@@ -565,10 +364,7 @@ static struct pop3_client *open_ok(enum mh_security sec, const char *user, const
 	struct waiter w;
 	struct pop3_client *c;
 
-	if (fx->tls == NULL)
-		fx->tls = make_tls(g.ca_file, false);
 	o = dovecot_opts(sec, user, pass);
-	o.tls = fx->tls;
 	c = open_client(&o, disable, &w);
 	if (w.code != MH_E_OK)
 		fail_msg("open failed: %s: %s", mh_err_name(w.code), w.detail);
@@ -597,20 +393,20 @@ static void test_login_user_pass_stls(void **state)
 	struct mh_tls_info info;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_ok(MH_SEC_STARTTLS, "alice", "secret", "SASL");
 	assert_string_equal(pop3_client_login_method(c), "USER");
 	assert_true(pop3_client_tls_info(c, &info));
 	assert_true(info.verified);
 	/* CAPA, STLS, CAPA again over TLS (RFC 2595), then USER and PASS, then CAPA */
-	assert_int_equal(tr_find("> CAPA", 0), tr_find("> ", 0));
-	assert_true(tr_find("> STLS", 0) < tr_find("> USER", 0));
-	assert_true(tr_find("> CAPA", tr_find("> STLS", 0)) < tr_find("> USER", 0));
-	assert_true(tr_find("> USER <redacted>", 0) != SIZE_MAX);
-	assert_true(tr_find("> PASS <redacted>", 0) != SIZE_MAX);
-	assert_true(tr_find("> CAPA", tr_find("> PASS", 0)) != SIZE_MAX);
-	assert_false(tr_contains("secret"));
-	assert_false(tr_contains("alice"));
+	assert_int_equal(transcript_find("> CAPA", 0), transcript_find("> ", 0));
+	assert_true(transcript_find("> STLS", 0) < transcript_find("> USER", 0));
+	assert_true(transcript_find("> CAPA", transcript_find("> STLS", 0)) < transcript_find("> USER", 0));
+	assert_true(transcript_find("> USER <redacted>", 0) != SIZE_MAX);
+	assert_true(transcript_find("> PASS <redacted>", 0) != SIZE_MAX);
+	assert_true(transcript_find("> CAPA", transcript_find("> PASS", 0)) != SIZE_MAX);
+	assert_false(transcript_contains("secret"));
+	assert_false(transcript_contains("alice"));
 	/* after login Dovecot offers UIDL and PIPELINING, no longer STLS */
 	assert_true(pop3_client_has_cap(c, "UIDL"));
 	assert_true(pop3_client_has_cap(c, "pipelining"));
@@ -625,13 +421,13 @@ static void test_login_auth_plain_stls(void **state)
 	struct pop3_client *c;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_ok(MH_SEC_STARTTLS, "alice", "secret", NULL);
 	assert_string_equal(pop3_client_login_method(c), "AUTH PLAIN");
-	assert_true(tr_find("> AUTH PLAIN <redacted>", 0) != SIZE_MAX);
-	assert_true(tr_find("> STLS", 0) < tr_find("> AUTH", 0));
-	assert_false(tr_contains("> USER"));
-	assert_false(tr_contains("secret"));
+	assert_true(transcript_find("> AUTH PLAIN <redacted>", 0) != SIZE_MAX);
+	assert_true(transcript_find("> STLS", 0) < transcript_find("> AUTH", 0));
+	assert_false(transcript_contains("> USER"));
+	assert_false(transcript_contains("secret"));
 	pop3_client_free(&c);
 }
 
@@ -641,16 +437,16 @@ static void test_login_auth_plain_two_steps(void **state)
 	size_t at;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	/* bob's 300-byte password does not fit an AUTH line: "AUTH PLAIN", "+ ", response */
 	c = open_ok(MH_SEC_TLS, "bob", g.bob_pass, NULL);
 	assert_string_equal(pop3_client_login_method(c), "AUTH PLAIN");
-	at = tr_find("> AUTH PLAIN", 0);
+	at = transcript_find("> AUTH PLAIN", 0);
 	assert_true(at != SIZE_MAX);
 	assert_string_equal(fx->tr.lines[at], "> AUTH PLAIN");
 	assert_true(strncmp(fx->tr.lines[at + 1], "< +", 3) == 0);
 	assert_string_equal(fx->tr.lines[at + 2], "> <redacted>");
-	assert_false(tr_contains("ppppp"));
+	assert_false(transcript_contains("ppppp"));
 	pop3_client_free(&c);
 }
 
@@ -660,9 +456,9 @@ static void test_login_pop3s(void **state)
 	struct mh_tls_info info;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_ok(MH_SEC_TLS, "alice", "secret", "SASL");
-	assert_false(tr_contains("> STLS"));
+	assert_false(transcript_contains("> STLS"));
 	assert_string_equal(pop3_client_login_method(c), "USER");
 	assert_true(pop3_client_tls_info(c, &info));
 	assert_true(info.protocol[0] != '\0');
@@ -676,7 +472,7 @@ static void test_login_apop(void **state)
 	struct pop3_client *c;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	/* plain on loopback: APOP is for servers without TLS; SASL hidden so APOP is chosen */
 	o = dovecot_opts(MH_SEC_PLAIN, "alice", "secret");
 	o.allow_apop = true;
@@ -685,8 +481,8 @@ static void test_login_apop(void **state)
 		fail_msg("open failed: %s: %s", mh_err_name(w.code), w.detail);
 	assert_true(pop3_client_apop_offered(c));
 	assert_string_equal(pop3_client_login_method(c), "APOP");
-	assert_true(tr_find("> APOP <redacted>", 0) != SIZE_MAX);
-	assert_false(tr_contains("> USER"));
+	assert_true(transcript_find("> APOP <redacted>", 0) != SIZE_MAX);
+	assert_false(transcript_contains("> USER"));
 	pop3_client_free(&c);
 }
 
@@ -699,17 +495,15 @@ static void test_wrong_password(void **state)
 	char detail[MH_ERR_DETAIL_MAX];
 
 	(void)state;
-	NEED_DOVECOT();
-	fx->tls = make_tls(g.ca_file, false);
+	dovecot_fixture_need(&dovecot);
 	o = dovecot_opts(MH_SEC_TLS, "alice", "wrong-pw");
-	o.tls = fx->tls;
 	/* AUTH PLAIN */
 	assert_int_equal(open_expect(&o, NULL, detail, sizeof(detail)), MH_E_AUTH_FAILED);
 	assert_non_null(strstr(detail, "AUTH: [AUTH]"));
 	/* USER/PASS */
 	assert_int_equal(open_expect(&o, "SASL", detail, sizeof(detail)), MH_E_AUTH_FAILED);
 	assert_non_null(strstr(detail, "PASS: [AUTH]"));
-	assert_false(tr_contains("wrong-pw"));
+	assert_false(transcript_contains("wrong-pw"));
 }
 
 static void test_stls_required_unless_allowed(void **state)
@@ -720,14 +514,12 @@ static void test_stls_required_unless_allowed(void **state)
 	struct mh_tls_info info;
 
 	(void)state;
-	NEED_DOVECOT();
-	fx->tls = make_tls(g.ca_file, false);
+	dovecot_fixture_need(&dovecot);
 	o = dovecot_opts(MH_SEC_STARTTLS, "alice", "secret");
-	o.tls = fx->tls;
 	/* a server that does not offer STLS: refused */
 	assert_int_equal(open_expect(&o, "STLS", NULL, 0), MH_E_STARTTLS_UNAVAILABLE);
-	assert_false(tr_contains("> USER"));
-	assert_false(tr_contains("> AUTH"));
+	assert_false(transcript_contains("> USER"));
+	assert_false(transcript_contains("> AUTH"));
 	/* unless plaintext is allowed */
 	o.allow_plaintext = true;
 	c = open_client(&o, "STLS", &w);
@@ -741,35 +533,19 @@ static void test_tls_certificate_problems(void **state)
 	struct pop3_client_opts o;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	/* without the test CA the certificate is untrusted, for POP3S and STLS */
 	fx->tls = make_tls(NULL, false);
 	o = dovecot_opts(MH_SEC_TLS, "alice", "secret");
-	o.tls = fx->tls;
 	assert_int_equal(open_expect(&o, NULL, NULL, 0), MH_E_TLS_CERT_UNTRUSTED);
 	o = dovecot_opts(MH_SEC_STARTTLS, "alice", "secret");
-	o.tls = fx->tls;
 	assert_int_equal(open_expect(&o, NULL, NULL, 0), MH_E_TLS_CERT_UNTRUSTED);
 	mh_tls_free(&fx->tls);
 	/* with it, but for another name */
-	fx->tls = make_tls(g.ca_file, false);
+	fx->tls = make_tls(dovecot.ca_file, false);
 	o = dovecot_opts(MH_SEC_TLS, "alice", "secret");
-	o.tls = fx->tls;
 	o.tls_name = "wrong.example";
 	assert_int_equal(open_expect(&o, NULL, NULL, 0), MH_E_TLS_CERT_HOSTNAME);
-}
-
-static uint16_t closed_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
 }
 
 static void test_connect_refused(void **state)
@@ -807,11 +583,11 @@ static void test_stat_uidl_list_retr(void **state)
 	uint64_t total = 0;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_ok(MH_SEC_STARTTLS, "alice", "secret", NULL);
 	memset(&ws, 0, sizeof(ws));
 	assert_int_equal(pop3_client_stat(c, on_stat, &ws, &err), 0);
-	run(&ws.done);
+	fx_run(&ws.done);
 	assert_int_equal(ws.code, MH_E_OK);
 	assert_int_equal(ws.count, NMSGS);
 	for (int i = 0; i < NMSGS; i++)
@@ -820,7 +596,7 @@ static void test_stat_uidl_list_retr(void **state)
 
 	memset(&wu, 0, sizeof(wu));
 	assert_int_equal(pop3_client_uidl(c, on_uidl, &wu, &err), 0);
-	run(&wu.done);
+	fx_run(&wu.done);
 	assert_int_equal(wu.code, MH_E_OK);
 	assert_int_equal(wu.n, NMSGS);
 	for (int i = 0; i < NMSGS; i++) {
@@ -835,7 +611,7 @@ static void test_stat_uidl_list_retr(void **state)
 
 	memset(&wl, 0, sizeof(wl));
 	assert_int_equal(pop3_client_list(c, on_list, &wl, &err), 0);
-	run(&wl.done);
+	fx_run(&wl.done);
 	assert_int_equal(wl.code, MH_E_OK);
 	assert_int_equal(wl.n, NMSGS);
 	for (int i = 0; i < NMSGS; i++) {
@@ -847,12 +623,12 @@ static void test_stat_uidl_list_retr(void **state)
 		memset(&wr[i], 0, sizeof(wr[i]));
 		h = (struct pop3_retr_handlers){.data = on_body, .done = on_retr, .ctx = &wr[i]};
 		assert_int_equal(pop3_client_retr(c, (uint32_t)i + 1, &h, &err), 0);
-		run(&wr[i].done);
+		fx_run(&wr[i].done);
 		assert_int_equal(wr[i].calls, 1);
 		assert_body(&wr[i], &g.msgs[i]);
 		waiter_free(&wr[i]);
 	}
-	assert_true(tr_contains("< <message 3145"));
+	assert_true(transcript_contains("< <message 3145"));
 	pop3_client_free(&c);
 }
 
@@ -864,11 +640,11 @@ static void test_retr_missing_message(void **state)
 	struct mh_err err;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_ok(MH_SEC_TLS, "alice", "secret", NULL);
 	memset(&wr, 0, sizeof(wr));
 	assert_int_equal(pop3_client_retr(c, 999, &h, &err), 0);
-	run(&wr.done);
+	fx_run(&wr.done);
 	assert_int_equal(wr.code, MH_E_MSG_VANISHED);
 	assert_non_null(strstr(wr.detail, "RETR: "));
 	assert_null(wr.body);
@@ -877,7 +653,7 @@ static void test_retr_missing_message(void **state)
 	assert_true(pop3_client_is_open(c));
 	memset(&ws, 0, sizeof(ws));
 	assert_int_equal(pop3_client_stat(c, on_stat, &ws, &err), 0);
-	run(&ws.done);
+	fx_run(&ws.done);
 	assert_int_equal(ws.code, MH_E_OK);
 	assert_int_equal(ws.count, NMSGS);
 	pop3_client_free(&c);
@@ -905,7 +681,7 @@ static void retr_all(struct pop3_client *c, struct waiter *wr, int rounds)
 			assert_int_equal(pop3_client_retr(c, (uint32_t)i + 1, &h, &err), 0);
 		}
 	}
-	run(&wr[rounds * NMSGS - 1].done);
+	fx_run(&wr[rounds * NMSGS - 1].done);
 	for (int k = 0; k < rounds * NMSGS; k++) {
 		assert_int_equal(wr[k].calls, 1);
 		if (k > 0)
@@ -922,7 +698,7 @@ static void test_pipelined_retr(void **state)
 	size_t first, sent_before_reply = 0;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_ok(MH_SEC_TLS, "alice", "secret", NULL);
 	assert_true(pop3_client_has_cap(c, "PIPELINING"));
 	first = fx->tr.n;
@@ -942,7 +718,7 @@ static void test_one_at_a_time_without_pipelining(void **state)
 	size_t first, at;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_ok(MH_SEC_TLS, "alice", "secret", "PIPELINING");
 	assert_false(pop3_client_has_cap(c, "PIPELINING"));
 	first = fx->tr.n;
@@ -950,11 +726,11 @@ static void test_one_at_a_time_without_pipelining(void **state)
 	/* each RETR waits for the reply to the one before */
 	at = first;
 	for (int i = 0; i < NMSGS; i++) {
-		size_t sent = tr_find("> RETR", at), reply = next_reply(sent);
+		size_t sent = transcript_find("> RETR", at), reply = next_reply(sent);
 
 		assert_true(sent != SIZE_MAX && reply != SIZE_MAX);
 		if (i + 1 < NMSGS)
-			assert_true(tr_find("> RETR", sent + 1) > reply);
+			assert_true(transcript_find("> RETR", sent + 1) > reply);
 		at = reply;
 	}
 	pop3_client_free(&c);
@@ -969,7 +745,7 @@ static void test_session_never_deletes(void **state)
 	struct mh_err err;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_ok(MH_SEC_STARTTLS, "alice", "secret", "SASL");
 	memset(&ws, 0, sizeof(ws));
 	memset(&wu, 0, sizeof(wu));
@@ -984,10 +760,10 @@ static void test_session_never_deletes(void **state)
 	assert_false(pop3_client_is_open(c));
 	assert_int_equal(pop3_client_stat(c, on_stat, &ws, &err), -1);
 	assert_int_equal(err.code, MH_E_CANCELED);
-	run(&wq.done);
+	fx_run(&wq.done);
 	assert_int_equal(wq.calls, 1);
 	assert_int_equal(wq.code, MH_E_OK);
-	assert_true(tr_find("> QUIT", 0) != SIZE_MAX);
+	assert_true(transcript_find("> QUIT", 0) != SIZE_MAX);
 	assert_read_only_transcript();
 	pop3_client_free(&c);
 
@@ -995,7 +771,7 @@ static void test_session_never_deletes(void **state)
 	c = open_ok(MH_SEC_TLS, "alice", "secret", NULL);
 	memset(&ws, 0, sizeof(ws));
 	assert_int_equal(pop3_client_stat(c, on_stat, &ws, &err), 0);
-	run(&ws.done);
+	fx_run(&ws.done);
 	assert_int_equal(ws.count, NMSGS);
 	assert_read_only_transcript();
 	pop3_client_free(&c);
@@ -1008,7 +784,7 @@ static void test_free_with_pending(void **state)
 	struct mh_err err;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	c = open_ok(MH_SEC_TLS, "alice", "secret", NULL);
 	memset(w, 0, sizeof(w));
 	assert_int_equal(pop3_client_stat(c, on_stat, &w[0], &err), 0);
@@ -1041,13 +817,13 @@ static void test_free_inside_callback(void **state)
 	struct mh_err err;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	memset(&f, 0, sizeof(f));
 	memset(&w2, 0, sizeof(w2));
 	f.c = open_ok(MH_SEC_TLS, "alice", "secret", NULL);
 	assert_int_equal(pop3_client_stat(f.c, free_in_stat, &f, &err), 0);
 	assert_int_equal(pop3_client_uidl(f.c, on_uidl, &w2, &err), 0);
-	run(&f.w.done);
+	fx_run(&f.w.done);
 	assert_null(f.c);
 	assert_int_equal(f.w.code, MH_E_OK);
 	/* the UIDL queued behind it completes once, canceled */
@@ -1056,7 +832,7 @@ static void test_free_inside_callback(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------
- * a scripted server in the same loop */
+ * a scripted server in the same loop (client_fixture.h) */
 
 struct reply {
 	const char *verb; /* the command it answers (first word, upper case) */
@@ -1066,53 +842,21 @@ struct reply {
 	size_t garbage;  /* then send this many bytes of 'x' without a line end */
 };
 
+/* The scripted POP3 server: a fake_server (client_fixture.h) that answers each command
+ * with the reply for its verb, or -ERR when it has none. */
 struct fake {
-	struct evconnlistener *lst;
-	struct bufferevent *bev;
-	uint16_t port;
-	const char *greeting;
+	struct fake_server srv;
 	struct reply replies[16];
 	size_t nreplies;
-	bool close_when_flushed;
-	int lines;
 };
 
-static void fake_free_bev(struct fake *f)
+static void fake_answer(struct fake_server *srv, const char *line)
 {
-	if (f->bev != NULL) {
-		bufferevent_free(f->bev);
-		f->bev = NULL;
-	}
-}
-
-static void fake_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct fake *f = arg;
-
-	(void)bev;
-	if (f->close_when_flushed)
-		fake_free_bev(f);
-}
-
-static void fake_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	(void)what;
-	fake_free_bev(arg);
-}
-
-static void fake_send(struct fake *f, const char *s, size_t n)
-{
-	if (f->bev != NULL)
-		bufferevent_write(f->bev, s, n);
-}
-
-static void fake_answer(struct fake *f, const char *line)
-{
+	struct fake *f = srv->ctx;
 	char verb[16];
 	size_t n = strcspn(line, " ");
 
-	if (f->close_when_flushed)
+	if (srv->close_when_flushed)
 		return; /* hanging up: pipelined commands behind go unanswered */
 	snprintf(verb, sizeof(verb), "%.*s", (int)(n < sizeof(verb) ? n : sizeof(verb) - 1), line);
 	for (size_t i = 0; i < f->nreplies; i++) {
@@ -1120,52 +864,26 @@ static void fake_answer(struct fake *f, const char *line)
 
 		if (strcasecmp(r->verb, verb) != 0)
 			continue;
-		fake_send(f, r->bytes, r->len != 0 ? r->len : strlen(r->bytes));
-		if (r->garbage > 0) {
-			char *big = malloc(r->garbage);
-
-			assert_non_null(big);
-			memset(big, 'x', r->garbage);
-			fake_send(f, big, r->garbage);
-			free(big);
-		}
-		if (r->close) {
-			f->close_when_flushed = true;
-			if (f->bev != NULL && evbuffer_get_length(bufferevent_get_output(f->bev)) == 0)
-				fake_free_bev(f);
-		}
+		fake_server_write(srv, r->bytes, r->len != 0 ? r->len : strlen(r->bytes));
+		if (r->garbage > 0)
+			fake_server_send_filler(srv, r->garbage);
+		if (r->close)
+			fake_server_hang_up(srv);
 		return;
 	}
-	fake_send(f, "-ERR unknown command\r\n", 22);
+	fake_server_send(srv, "-ERR unknown command\r\n");
 }
 
-static void fake_read_cb(struct bufferevent *bev, void *arg)
+/* Starts a server that greets with greeting and answers nothing yet (fake_reply()). */
+static void fake_start(struct fake *f, const char *greeting)
 {
-	struct fake *f = arg;
-	char *line;
-	size_t n;
-
-	while (f->bev != NULL && (line = evbuffer_readln(bufferevent_get_input(bev), &n, EVBUFFER_EOL_CRLF)) != NULL) {
-		f->lines++;
-		fake_answer(f, line);
-		free(line);
-	}
+	memset(f, 0, sizeof(*f));
+	fake_server_start(&f->srv, greeting, fake_answer, f);
 }
 
-static void fake_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+static void fake_stop(struct fake *f)
 {
-	struct fake *f = arg;
-
-	(void)l;
-	(void)sa;
-	(void)len;
-	fake_free_bev(f);
-	f->close_when_flushed = false;
-	f->bev = bufferevent_socket_new(fx->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(f->bev, fake_read_cb, fake_write_cb, fake_event_cb, f);
-	bufferevent_enable(f->bev, EV_READ | EV_WRITE);
-	if (f->greeting != NULL)
-		fake_send(f, f->greeting, strlen(f->greeting));
+	fake_server_stop(&f->srv);
 }
 
 static void fake_reply(struct fake *f, const char *verb, const char *bytes)
@@ -1180,31 +898,21 @@ static struct reply *fake_last(struct fake *f)
 }
 
 /* A server that logs in anyone with USER/PASS and offers PIPELINING. */
-static void fake_start(struct fake *f, const char *greeting)
+static void fake_start_logged_in(struct fake *f)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-	socklen_t len = sizeof(sa);
-
-	memset(f, 0, sizeof(*f));
-	f->greeting = greeting;
-	f->lst = evconnlistener_new_bind(fx->base, fake_accept, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
-					 (struct sockaddr *)&sa, sizeof(sa));
-	assert_non_null(f->lst);
-	assert_int_equal(getsockname(evconnlistener_get_fd(f->lst), (struct sockaddr *)&sa, &len), 0);
-	f->port = ntohs(sa.sin_port);
-}
-
-static void fake_login_replies(struct fake *f)
-{
+	fake_start(f, "+OK ready\r\n");
 	fake_reply(f, "CAPA", "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n");
 	fake_reply(f, "USER", "+OK\r\n");
 	fake_reply(f, "PASS", "+OK logged in\r\n");
 }
 
-static void fake_stop(struct fake *f)
+/* A server that offers USER/PASS and refuses the password with reply. */
+static void fake_start_refusing_pass(struct fake *f, const char *reply)
 {
-	fake_free_bev(f);
-	evconnlistener_free(f->lst);
+	fake_start(f, "+OK ready\r\n");
+	fake_reply(f, "CAPA", "+OK\r\nUSER\r\n.\r\n");
+	fake_reply(f, "USER", "+OK\r\n");
+	fake_reply(f, "PASS", reply);
 }
 
 static struct pop3_client_opts fake_opts(struct fake *f)
@@ -1214,7 +922,7 @@ static struct pop3_client_opts fake_opts(struct fake *f)
 	memset(&o, 0, sizeof(o));
 	o.name = "fake";
 	o.host = "127.0.0.1";
-	o.port = f->port;
+	o.port = f->srv.port;
 	o.security = MH_SEC_PLAIN;
 	o.user = "u";
 	o.password = "p4ssw0rd!";
@@ -1225,12 +933,25 @@ static struct pop3_client_opts fake_opts(struct fake *f)
 	return o;
 }
 
-static struct pop3_client *fake_open(struct fake *f, struct pop3_client_opts *o)
+/* fake_opts() for STLS, with a TLS context that checks nothing: no fake server gets as
+ * far as a handshake that could succeed. */
+static struct pop3_client_opts fake_stls_opts(struct fake *f)
+{
+	struct pop3_client_opts o = fake_opts(f);
+
+	if (fx->tls == NULL)
+		fx->tls = make_tls(NULL, true);
+	o.security = MH_SEC_STARTTLS;
+	o.tls = fx->tls;
+	return o;
+}
+
+/* Opens a client that must log in, as a fake server's script allows. */
+static struct pop3_client *fake_open(struct pop3_client_opts *o)
 {
 	struct waiter w;
 	struct pop3_client *c = open_client(o, NULL, &w);
 
-	(void)f;
 	if (w.code != MH_E_OK)
 		fail_msg("fake open: %s: %s", mh_err_name(w.code), w.detail);
 	return c;
@@ -1300,10 +1021,7 @@ static void test_hostile_login_codes(void **state)
 		char detail[MH_ERR_DETAIL_MAX];
 		enum mh_err_code got;
 
-		fake_start(&f, "+OK ready\r\n");
-		fake_reply(&f, "CAPA", "+OK\r\nUSER\r\n.\r\n");
-		fake_reply(&f, "USER", "+OK\r\n");
-		fake_reply(&f, "PASS", cases[i].reply);
+		fake_start_refusing_pass(&f, cases[i].reply);
 		o = fake_opts(&f);
 		got = open_expect(&o, NULL, detail, sizeof(detail));
 		if (got != cases[i].code)
@@ -1320,16 +1038,13 @@ static void test_hostile_echoes_password(void **state)
 	char detail[MH_ERR_DETAIL_MAX];
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_reply(&f, "CAPA", "+OK\r\nUSER\r\n.\r\n");
-	fake_reply(&f, "USER", "+OK\r\n");
-	fake_reply(&f, "PASS", "-ERR password p4ssw0rd! is wrong\r\n");
+	fake_start_refusing_pass(&f, "-ERR password p4ssw0rd! is wrong\r\n");
 	o = fake_opts(&f);
 	assert_int_equal(open_expect(&o, NULL, detail, sizeof(detail)), MH_E_AUTH_FAILED);
 	assert_null(strstr(detail, "p4ssw0rd!"));
 	assert_non_null(strstr(detail, "<redacted>"));
-	assert_false(tr_contains("p4ssw0rd!"));
-	assert_true(tr_contains("< -ERR password <redacted> is wrong"));
+	assert_false(transcript_contains("p4ssw0rd!"));
+	assert_true(transcript_contains("< -ERR password <redacted> is wrong"));
 	fake_stop(&f);
 }
 
@@ -1348,13 +1063,13 @@ static void test_hostile_no_capa_rfc1939(void **state)
 	fake_reply(&f, "PASS", "+OK\r\n");
 	fake_reply(&f, "STAT", "+OK 2 320\r\n");
 	o = fake_opts(&f);
-	c = fake_open(&f, &o);
+	c = fake_open(&o);
 	assert_true(pop3_client_apop_offered(c));
 	assert_string_equal(pop3_client_login_method(c), "USER"); /* APOP not allowed */
 	assert_false(pop3_client_has_cap(c, "PIPELINING"));
 	memset(&ws, 0, sizeof(ws));
 	assert_int_equal(pop3_client_stat(c, on_stat, &ws, &err), 0);
-	run(&ws.done);
+	fx_run(&ws.done);
 	assert_int_equal(ws.code, MH_E_OK);
 	assert_int_equal(ws.count, 2);
 	assert_int_equal(ws.octets, 320);
@@ -1369,37 +1084,41 @@ static void test_hostile_stls(void **state)
 	char detail[MH_ERR_DETAIL_MAX];
 
 	(void)state;
-	fx->tls = make_tls(NULL, true);
 	/* plaintext bytes pipelined behind the STLS +OK would be taken as coming from TLS */
 	fake_start(&f, "+OK ready\r\n");
 	fake_reply(&f, "CAPA", "+OK\r\nSTLS\r\nUSER\r\n.\r\n");
 	fake_reply(&f, "STLS", "+OK Begin TLS\r\n+OK injected\r\n");
-	o = fake_opts(&f);
-	o.security = MH_SEC_STARTTLS;
-	o.tls = fx->tls;
+	o = fake_stls_opts(&f);
 	assert_int_equal(open_expect(&o, NULL, detail, sizeof(detail)), MH_E_PROTOCOL);
 	assert_non_null(strstr(detail, "injection"));
 	fake_stop(&f);
 
 	/* no STLS offered: never a password in plaintext */
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
-	o = fake_opts(&f);
-	o.security = MH_SEC_STARTTLS;
-	o.tls = fx->tls;
+	fake_start_logged_in(&f);
+	o = fake_stls_opts(&f);
 	assert_int_equal(open_expect(&o, NULL, NULL, 0), MH_E_STARTTLS_UNAVAILABLE);
-	assert_false(tr_contains("> PASS"));
+	assert_false(transcript_contains("> PASS"));
 	fake_stop(&f);
 
 	/* STLS refused: the same */
 	fake_start(&f, "+OK ready\r\n");
 	fake_reply(&f, "CAPA", "+OK\r\nSTLS\r\nUSER\r\n.\r\n");
 	fake_reply(&f, "STLS", "-ERR TLS not available now\r\n");
-	o = fake_opts(&f);
-	o.security = MH_SEC_STARTTLS;
-	o.tls = fx->tls;
+	o = fake_stls_opts(&f);
 	assert_int_equal(open_expect(&o, NULL, NULL, 0), MH_E_STARTTLS_UNAVAILABLE);
 	fake_stop(&f);
+}
+
+/* Sends UIDL, LIST and STAT (pipelined) and waits for all three. */
+static void uidl_list_stat(struct pop3_client *c, struct waiter w[3])
+{
+	struct mh_err err;
+
+	memset(w, 0, 3 * sizeof(*w));
+	assert_int_equal(pop3_client_uidl(c, on_uidl, &w[0], &err), 0);
+	assert_int_equal(pop3_client_list(c, on_list, &w[1], &err), 0);
+	assert_int_equal(pop3_client_stat(c, on_stat, &w[2], &err), 0);
+	fx_run(&w[2].done);
 }
 
 static void test_hostile_garbage_reply(void **state)
@@ -1411,15 +1130,14 @@ static void test_hostile_garbage_reply(void **state)
 	struct mh_err err;
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "STAT", "\x01\x02 garbage \xff\r\n");
 	o = fake_opts(&f);
-	c = fake_open(&f, &o);
+	c = fake_open(&o);
 	memset(w, 0, sizeof(w));
 	assert_int_equal(pop3_client_stat(c, on_stat, &w[0], &err), 0);
 	assert_int_equal(pop3_client_uidl(c, on_uidl, &w[1], &err), 0);
-	run(&w[1].done);
+	fx_run(&w[1].done);
 	assert_int_equal(w[0].calls, 1);
 	assert_int_equal(w[0].code, MH_E_PROTOCOL);
 	assert_int_equal(w[1].calls, 1);
@@ -1435,21 +1153,15 @@ static void test_hostile_malformed_listing_lines(void **state)
 	struct pop3_client_opts o;
 	struct pop3_client *c;
 	struct waiter w[3];
-	struct mh_err err;
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "UIDL", "+OK\r\n1 abc\r\n2 has space\r\n.\r\n");
 	fake_reply(&f, "LIST", "+OK\r\n1 12\r\nx y\r\n.\r\n");
 	fake_reply(&f, "STAT", "+OK two messages\r\n");
 	o = fake_opts(&f);
-	c = fake_open(&f, &o);
-	memset(w, 0, sizeof(w));
-	assert_int_equal(pop3_client_uidl(c, on_uidl, &w[0], &err), 0);
-	assert_int_equal(pop3_client_list(c, on_list, &w[1], &err), 0);
-	assert_int_equal(pop3_client_stat(c, on_stat, &w[2], &err), 0);
-	run(&w[2].done);
+	c = fake_open(&o);
+	uidl_list_stat(c, w);
 	/* the commands fail, the connection lives on */
 	assert_int_equal(w[0].code, MH_E_PROTOCOL);
 	assert_non_null(strstr(w[0].detail, "UIDL line 2 is malformed"));
@@ -1472,17 +1184,12 @@ static void test_hostile_overlong_line(void **state)
 	struct mh_err err;
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "UIDL", "+OK\r\n1 ");
 	fake_last(&f)->garbage = 10 * 1024 * 1024; /* no line end, ever */
 	o = fake_opts(&f);
-	c = fake_open(&f, &o);
-	memset(w, 0, sizeof(w));
-	assert_int_equal(pop3_client_uidl(c, on_uidl, &w[0], &err), 0);
-	assert_int_equal(pop3_client_list(c, on_list, &w[1], &err), 0);
-	assert_int_equal(pop3_client_stat(c, on_stat, &w[2], &err), 0);
-	run(&w[2].done);
+	c = fake_open(&o);
+	uidl_list_stat(c, w);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(w[i].calls, 1);
 		assert_int_equal(w[i].code, MH_E_PROTOCOL);
@@ -1504,16 +1211,15 @@ static void test_hostile_close_mid_message(void **state)
 	struct mh_err err;
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "RETR", "+OK 100 octets\r\nSubject: cut\r\n\r\nthe first half\r\n.");
 	fake_last(&f)->close = true;
 	o = fake_opts(&f);
-	c = fake_open(&f, &o);
+	c = fake_open(&o);
 	memset(w, 0, sizeof(w));
 	assert_int_equal(pop3_client_retr(c, 1, &h, &err), 0);
 	assert_int_equal(pop3_client_stat(c, on_stat, &w[1], &err), 0);
-	run(&w[1].done);
+	fx_run(&w[1].done);
 	assert_int_equal(w[0].calls, 1);
 	assert_int_equal(w[0].code, MH_E_CONNECTION_LOST);
 	assert_string_equal(w[0].detail, "the connection closed in the middle of a message (32 bytes received, "
@@ -1527,16 +1233,15 @@ static void test_hostile_close_mid_message(void **state)
 	fake_stop(&f);
 
 	/* cut after ".CR": the CR the decoder holds back is still unread when the close is seen */
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "RETR", "+OK\r\nabc\r\n.\r");
 	fake_last(&f)->close = true;
 	o = fake_opts(&f);
-	c = fake_open(&f, &o);
+	c = fake_open(&o);
 	memset(w, 0, sizeof(w));
 	h.ctx = &w[0];
 	assert_int_equal(pop3_client_retr(c, 1, &h, &err), 0);
-	run(&w[0].done);
+	fx_run(&w[0].done);
 	assert_int_equal(w[0].code, MH_E_CONNECTION_LOST);
 	assert_string_equal(w[0].detail, "the connection closed in the middle of a message (5 bytes received, "
 					 "no final \".\" line)");
@@ -1545,15 +1250,14 @@ static void test_hostile_close_mid_message(void **state)
 	fake_stop(&f);
 
 	/* cut in a listing */
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "UIDL", "+OK\r\n1 aaa\r\n2 bb");
 	fake_last(&f)->close = true;
 	o = fake_opts(&f);
-	c = fake_open(&f, &o);
+	c = fake_open(&o);
 	memset(w, 0, sizeof(w));
 	assert_int_equal(pop3_client_uidl(c, on_uidl, &w[0], &err), 0);
-	run(&w[0].done);
+	fx_run(&w[0].done);
 	assert_int_equal(w[0].code, MH_E_CONNECTION_LOST);
 	assert_non_null(strstr(w[0].detail, "in the middle of a multi-line reply (1 lines received"));
 	pop3_client_free(&c);
@@ -1569,14 +1273,13 @@ static void test_hostile_unsolicited_data(void **state)
 	struct mh_err err;
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "STAT", "+OK 1 10\r\n+OK surprise\r\n");
 	o = fake_opts(&f);
-	c = fake_open(&f, &o);
+	c = fake_open(&o);
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(pop3_client_stat(c, on_stat, &w, &err), 0);
-	run(&w.done);
+	fx_run(&w.done);
 	assert_int_equal(w.code, MH_E_OK);
 	assert_int_equal(w.count, 1);
 	/* the extra line closes the connection */
@@ -1598,15 +1301,14 @@ static void test_hostile_silent_server_times_out(void **state)
 	struct mh_err err;
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "STAT", ""); /* never answers */
 	o = fake_opts(&f);
 	o.command_timeout_ms = 300;
-	c = fake_open(&f, &o);
+	c = fake_open(&o);
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(pop3_client_stat(c, on_stat, &w, &err), 0);
-	run(&w.done);
+	fx_run(&w.done);
 	assert_int_equal(w.code, MH_E_TIMEOUT);
 	pop3_client_free(&c);
 	fake_stop(&f);
@@ -1629,19 +1331,18 @@ static void test_fake_retr_byte_identical(void **state)
 	struct mh_err err;
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "RETR", wire);
 	fake_last(&f)->len = sizeof(wire) - 1;
 	o = fake_opts(&f);
-	c = fake_open(&f, &o);
+	c = fake_open(&o);
 	for (int i = 0; i < 3; i++) {
 		struct pop3_retr_handlers h = {.data = on_body, .done = on_retr, .ctx = &w[i]};
 
 		memset(&w[i], 0, sizeof(w[i]));
 		assert_int_equal(pop3_client_retr(c, 1, &h, &err), 0);
 	}
-	run(&w[2].done);
+	fx_run(&w[2].done);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(w[i].code, MH_E_OK);
 		assert_int_equal(w[i].size, sizeof(want) - 1);
@@ -1663,16 +1364,15 @@ static void test_hostile_message_too_large(void **state)
 	struct mh_err err;
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "RETR", "+OK\r\n");
 	fake_last(&f)->garbage = 1024 * 1024;
 	o = fake_opts(&f);
 	o.limits.max_message = 1000;
-	c = fake_open(&f, &o);
+	c = fake_open(&o);
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(pop3_client_retr(c, 1, &h, &err), 0);
-	run(&w.done);
+	fx_run(&w.done);
 	assert_int_equal(w.code, MH_E_PROTOCOL);
 	assert_string_equal(w.detail, "message larger than 1000 bytes");
 	assert_true(w.size <= 1000);
@@ -1691,14 +1391,11 @@ static void test_hostile_close_after_go_ahead(void **state)
 	char detail[MH_ERR_DETAIL_MAX];
 
 	(void)state;
-	fx->tls = make_tls(NULL, true);
 	fake_start(&f, "+OK ready\r\n");
 	fake_reply(&f, "CAPA", "+OK\r\nSTLS\r\n.\r\n");
 	fake_reply(&f, "STLS", "+OK Begin TLS\r\n");
 	fake_last(&f)->close = true;
-	o = fake_opts(&f);
-	o.security = MH_SEC_STARTTLS;
-	o.tls = fx->tls;
+	o = fake_stls_opts(&f);
 	switch (open_expect(&o, NULL, detail, sizeof(detail))) {
 	case MH_E_CONNECTION_LOST:
 	case MH_E_TLS_HANDSHAKE:
@@ -1717,8 +1414,8 @@ static void test_hostile_close_after_go_ahead(void **state)
 	o = fake_opts(&f);
 	o.password = long_pass;
 	assert_int_equal(open_expect(&o, NULL, detail, sizeof(detail)), MH_E_CONNECTION_LOST);
-	assert_true(tr_contains("> AUTH PLAIN"));
-	assert_false(tr_contains("qqqq"));
+	assert_true(transcript_contains("> AUTH PLAIN"));
+	assert_false(transcript_contains("qqqq"));
 	fake_stop(&f);
 }
 
@@ -1765,7 +1462,7 @@ static void retr_with_pauses(struct pauser *pz, uint32_t msgno)
 
 	pz->resume = evtimer_new(fx->base, on_resume, pz);
 	assert_int_equal(pop3_client_retr(pz->c, msgno, &h, &err), 0);
-	run(&pz->w.done);
+	fx_run(&pz->w.done);
 	event_free(pz->resume);
 	assert_int_equal(pz->w.calls, 1);
 	assert_true(pz->pauses >= 1);
@@ -1776,7 +1473,7 @@ static void test_retr_paused_and_resumed(void **state)
 	struct pauser pz;
 
 	(void)state;
-	NEED_DOVECOT();
+	dovecot_fixture_need(&dovecot);
 	memset(&pz, 0, sizeof(pz));
 	pz.c = open_ok(MH_SEC_TLS, "alice", "secret", NULL);
 	retr_with_pauses(&pz, 5); /* the 3 MB one */
@@ -1796,13 +1493,12 @@ static void test_fake_close_while_paused(void **state)
 	struct pauser pz;
 
 	(void)state;
-	fake_start(&f, "+OK ready\r\n");
-	fake_login_replies(&f);
+	fake_start_logged_in(&f);
 	fake_reply(&f, "RETR", wire);
 	fake_last(&f)->close = true;
 	o = fake_opts(&f);
 	memset(&pz, 0, sizeof(pz));
-	pz.c = fake_open(&f, &o);
+	pz.c = fake_open(&o);
 	retr_with_pauses(&pz, 1);
 	assert_int_equal(pz.w.code, MH_E_OK);
 	assert_int_equal(pz.w.size, 20);
@@ -1872,38 +1568,38 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_err_from_reply),
-		cmocka_unit_test_setup_teardown(test_connect_refused, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_greetings, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_login_codes, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_echoes_password, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_no_capa_rfc1939, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_stls, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_garbage_reply, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_malformed_listing_lines, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_overlong_line, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_close_mid_message, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_unsolicited_data, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_silent_server_times_out, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_fake_retr_byte_identical, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_message_too_large, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_close_after_go_ahead, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_fake_close_while_paused, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_login_user_pass_stls, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_login_auth_plain_stls, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_login_auth_plain_two_steps, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_login_pop3s, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_login_apop, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_stls_required_unless_allowed, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_tls_certificate_problems, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_stat_uidl_list_retr, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_retr_missing_message, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_pipelined_retr, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_retr_paused_and_resumed, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_one_at_a_time_without_pipelining, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_session_never_deletes, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_free_with_pending, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_free_inside_callback, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_wrong_password, fx_setup, fx_teardown), /* last */
+		FX_TEST(test_connect_refused),
+		FX_TEST(test_hostile_greetings),
+		FX_TEST(test_hostile_login_codes),
+		FX_TEST(test_hostile_echoes_password),
+		FX_TEST(test_hostile_no_capa_rfc1939),
+		FX_TEST(test_hostile_stls),
+		FX_TEST(test_hostile_garbage_reply),
+		FX_TEST(test_hostile_malformed_listing_lines),
+		FX_TEST(test_hostile_overlong_line),
+		FX_TEST(test_hostile_close_mid_message),
+		FX_TEST(test_hostile_unsolicited_data),
+		FX_TEST(test_hostile_silent_server_times_out),
+		FX_TEST(test_fake_retr_byte_identical),
+		FX_TEST(test_hostile_message_too_large),
+		FX_TEST(test_hostile_close_after_go_ahead),
+		FX_TEST(test_fake_close_while_paused),
+		FX_TEST(test_login_user_pass_stls),
+		FX_TEST(test_login_auth_plain_stls),
+		FX_TEST(test_login_auth_plain_two_steps),
+		FX_TEST(test_login_pop3s),
+		FX_TEST(test_login_apop),
+		FX_TEST(test_stls_required_unless_allowed),
+		FX_TEST(test_tls_certificate_problems),
+		FX_TEST(test_stat_uidl_list_retr),
+		FX_TEST(test_retr_missing_message),
+		FX_TEST(test_pipelined_retr),
+		FX_TEST(test_retr_paused_and_resumed),
+		FX_TEST(test_one_at_a_time_without_pipelining),
+		FX_TEST(test_session_never_deletes),
+		FX_TEST(test_free_with_pending),
+		FX_TEST(test_free_inside_callback),
+		FX_TEST(test_wrong_password), /* last */
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
