@@ -111,7 +111,7 @@ static int render_jobs(struct http_server *s, FILE *out, const char *arg, struct
 	if (mh_job_list(s->q, limit, &ids, &n, err) < 0)
 		return -1;
 	fputs("{\"jobs\":[", out);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, shown = 0; i < n; i++) {
 		struct mh_job_summary sum;
 		if (mh_job_load_summary(s->q, ids[i], 0, &sum, err) < 0) {
 			if (err->code == MH_E_USAGE)
@@ -119,7 +119,7 @@ static int render_jobs(struct http_server *s, FILE *out, const char *arg, struct
 			mh_job_list_free(ids, n);
 			return -1;
 		}
-		if (i > 0)
+		if (shown++ > 0)
 			fputc(',', out);
 		mh_summary_json(out, &sum);
 		mh_job_summary_cleanup(&sum);
