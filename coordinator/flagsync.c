@@ -204,14 +204,16 @@ static int source_present(struct event_base *base, struct imap_client *src, cons
 }
 
 /* Source messages handled by earlier runs whose flags may have changed: those with a
- * MODSEQ above the recorded one, or all without CONDSTORE (or nothing recorded). */
+ * MODSEQ above the recorded one, or all without CONDSTORE (or nothing usable recorded). */
 static int source_flags(struct event_base *base, struct imap_client *src, const struct flagsync_folder *f,
 			uint64_t modseq_now, struct flags_list *out, struct mh_err *err)
 {
 	int rc;
 
 	out->below = f->handled_below;
-	if (f->known->modseq > 0 && modseq_now > 0) {
+	/* the recorded MODSEQ counts only if flags were looked at when it was taken (a pass
+	 * for deletions alone did not) */
+	if (f->known->modseq > 0 && modseq_now > 0 && (f->known->opts & MH_SYNC_FLAGS)) {
 		if (modseq_now == f->known->modseq)
 			return 0;
 		rc = imap_client_run(base, src, on_flags, NULL, out, err, "UID FETCH 1:%u (UID FLAGS) (CHANGEDSINCE %U)",
