@@ -1337,6 +1337,9 @@ static void on_transport(void *ctx, enum transport_event ev, const struct mh_err
 		case TRANSPORT_CLOSED:
 			on_closed(c, err);
 			break;
+		case TRANSPORT_TLS_BEGIN:
+		case TRANSPORT_WRITTEN: /* not watched */
+			break;
 		}
 	}
 	client_unref(c);
@@ -1374,14 +1377,12 @@ static void on_cmd_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct pop3_client *c = arg;
 	uint64_t now = net_now_ms(), elapsed;
-	struct evbuffer *out;
 
 	(void)fd;
 	(void)what;
 	client_ref(c);
 	if (c->phase != PH_CLOSED && !client_gone(c) && c->tr != NULL && c->nsent > 0) {
-		out = transport_output(c->tr);
-		if (c->paused || (out != NULL && evbuffer_get_length(out) > 0)) {
+		if (c->paused || transport_output_pending(c->tr) > 0) {
 			/* We are the slow side (backpressure, or still writing): not the server's
 			 * fault. Stalled writes are caught by the transport's write timeout. */
 			c->last_activity_ms = now;
