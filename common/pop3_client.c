@@ -45,7 +45,7 @@ static const char log_comp[] = "pop3";
 enum pop3_phase {
 	PH_NEW,
 	PH_CONNECTING,
-	PH_TLS, /* STLS handshake; an implicit one is PH_CONNECTING to us (see on_closed()) */
+	PH_TLS, /* a TLS handshake: implicit (TRANSPORT_TLS_BEGIN) or after STLS */
 	PH_GREETING,
 	PH_CAPA,
 	PH_STLS,
@@ -1284,9 +1284,6 @@ static void on_closed(struct pop3_client *c, const struct mh_err *err)
 
 	if (c->phase == PH_CLOSED)
 		return;
-	/* an implicit TLS handshake is part of connecting to us: name the stage it failed in */
-	if (c->phase == PH_CONNECTING && transport_stage(c->tr) == TRANSPORT_STAGE_HANDSHAKE)
-		set_phase(c, PH_TLS);
 	if (c->phase < PH_GREETING || in == NULL || evbuffer_get_length(in) == 0) {
 		c->eof_err = *err;
 		if (c->phase >= PH_GREETING && c->phase != PH_CLOSED) {
@@ -1338,6 +1335,8 @@ static void on_transport(void *ctx, enum transport_event ev, const struct mh_err
 			on_closed(c, err);
 			break;
 		case TRANSPORT_TLS_BEGIN:
+			set_phase(c, PH_TLS); /* pop3s: what fails from here on fails in the handshake */
+			break;
 		case TRANSPORT_WRITTEN: /* not watched */
 			break;
 		}
@@ -1352,8 +1351,6 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	client_ref(c);
-	if (c->phase == PH_CONNECTING && c->tr != NULL && transport_stage(c->tr) == TRANSPORT_STAGE_HANDSHAKE)
-		set_phase(c, PH_TLS);
 	switch (c->phase) {
 	case PH_CONNECTING:
 		fail_with(c, MH_E_CONNECT_TIMEOUT, "%s port %u: no connection within %u ms", c->host, c->port,
