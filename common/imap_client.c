@@ -1,12 +1,14 @@
-/* imap_client.c - asynchronous, pipelined IMAP client on one libevent bufferevent.
+/* imap_client.c - asynchronous, pipelined IMAP client on one transport (transport.h: DNS,
+ * TCP, TLS and the STARTTLS upgrade, the write timeout, socket errors).
  *
  * Shape (see STYLE 2.5): the connection phase is an enum changed only by set_phase();
  * every command carries its own completion; commands are formatted into segments (text,
- * literal) in their own evbuffer and moved into the bufferevent by pump(), which stops at
- * synchronizing literals until the server's "+" arrives. Every libevent entry point holds
- * a reference, so callbacks may free the client: the free is deferred until the outermost
- * entry point returns. Connection failures close the socket at once and complete what is
- * pending from a deferred event, so a done never runs inside the API call that failed.
+ * literal) in their own evbuffer and moved into the transport's output by pump(), which
+ * stops at synchronizing literals until the server's "+" arrives. Every event loop entry
+ * point holds a reference, so callbacks may free the client: the free is deferred until the
+ * outermost entry point returns. Connection failures close the socket at once and complete
+ * what is pending from a deferred event, so a done never runs inside the API call that
+ * failed.
  */
 #include "imap_client.h"
 
@@ -17,17 +19,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
 #include "log.h"
 #include "net.h"
+#include "transport.h"
 #include "uidset.h"
 
 #define IMAP_MAX_INFLIGHT 128
@@ -121,15 +121,17 @@ struct imap_client {
 	void *trace_ctx;
 	struct imap_parser *parser;
 	struct event *conn_timer, *cmd_timer, *defer_ev;
-	bool dns_held;
 	char **disabled_caps;
 	size_t ndisabled;
 
 	/* connection */
 	enum imap_phase phase;
 	enum imap_phase failed_phase; /* the phase a failure closed the connection in */
-	struct bufferevent *bev;
-	bool tls_active, starttls_used, plaintext_accepted, authenticated, caps_known, paused;
+	struct transport *tr;
+	struct evbuffer *tail_in; /* what arrived before the server closed, still to be read */
+	/* The session was encrypted; stays set while tail_in is read (the transport is gone). */
+	bool tls_active;
+	bool starttls_used, plaintext_accepted, authenticated, caps_known, paused;
 	imap_done_cb_t *open_done;
 	void *open_ctx;
 	char **caps;
@@ -146,7 +148,7 @@ struct imap_client {
 	unsigned inflight;       /* SENDING + SENT */
 	unsigned nsent;          /* SENT: written, waiting for the tagged reply */
 	unsigned next_tag;
-	size_t held; /* bytes in the commands' own buffers, not yet in the bufferevent */
+	size_t held; /* bytes in the commands' own buffers, not yet in the transport */
 	struct append_list appends;
 
 	/* flow control */
@@ -885,22 +887,24 @@ static struct imap_cmd *next_sendable(struct imap_client *c)
 	return NULL;
 }
 
-static bool can_write(const struct imap_client *c)
+/* Where commands go, or NULL while none may be written. */
+static struct evbuffer *writable_output(const struct imap_client *c)
 {
-	return c->bev != NULL && c->phase >= PH_GREETING && c->phase != PH_CLOSED;
+	if (c->tr == NULL || c->phase < PH_GREETING || c->phase == PH_CLOSED)
+		return NULL;
+	return transport_output(c->tr);
 }
 
-/* Moves command bytes into the bufferevent, as the pipelining rules allow: one command
- * is written at a time (an APPEND or a synchronizing literal holds the line), and at
- * most IMAP_MAX_INFLIGHT commands are in flight. */
+/* Moves command bytes into the transport's output, as the pipelining rules allow: one
+ * command is written at a time (an APPEND or a synchronizing literal holds the line), and
+ * at most IMAP_MAX_INFLIGHT commands are in flight. */
 static void pump(struct imap_client *c)
 {
-	struct evbuffer *out;
+	struct evbuffer *out = writable_output(c);
 	bool wrote = false, was_idle;
 
-	if (!can_write(c))
+	if (out == NULL)
 		return;
-	out = bufferevent_get_output(c->bev);
 	was_idle = !awaiting_server(c);
 	for (;;) {
 		struct imap_cmd *cmd = c->writer;
@@ -940,11 +944,7 @@ static void pump(struct imap_client *c)
 
 static void close_transport(struct imap_client *c)
 {
-	if (c->bev != NULL) {
-		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-		bufferevent_free(c->bev);
-		c->bev = NULL;
-	}
+	transport_free(&c->tr);
 	if (c->conn_timer != NULL)
 		evtimer_del(c->conn_timer);
 	if (c->cmd_timer != NULL)
@@ -1051,34 +1051,16 @@ size_t imap_client_caps(const struct imap_client *c, const char *const **caps_r)
 
 bool imap_client_tls_info(const struct imap_client *c, struct mh_tls_info *info)
 {
-	memset(info, 0, sizeof(*info));
-	if (!c->tls_active || c->bev == NULL)
+	if (c->tr == NULL) {
+		memset(info, 0, sizeof(*info));
 		return false;
-	return mh_tls_get_info(bufferevent_openssl_get_ssl(c->bev), info) == 0;
+	}
+	return transport_tls_info(c->tr, info);
 }
 
 void imap_client_abort(struct imap_client *c, const struct mh_err *why)
 {
 	fail_connection(c, why);
-}
-
-/* The error a closed connection reports: the server's BYE if it sent one. */
-static void closed_error(struct imap_client *c, short what, int sock_err, struct mh_err *err)
-{
-	unsigned long ssl_err = c->tls_active && c->bev != NULL ? bufferevent_get_openssl_error(c->bev) : 0;
-
-	if (c->bye_seen)
-		*err = c->bye_err;
-	else if (what & BEV_EVENT_EOF)
-		mh_err_set(err, MH_E_CONNECTION_LOST, "the server closed the connection");
-	else if (ssl_err != 0) {
-		mh_tls_explain_error(NULL, ssl_err, err);
-		err->code = MH_E_CONNECTION_LOST;
-	}
-	else if (sock_err != 0)
-		mh_err_set(err, MH_E_CONNECTION_LOST, "%s", evutil_socket_error_to_string(sock_err));
-	else
-		mh_err_set(err, MH_E_CONNECTION_LOST, "connection error");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1486,10 +1468,15 @@ static void dispatch_response(struct imap_client *c, const struct imap_response 
 	}
 }
 
+/* The input to read from: the connection's, or what was left when the server closed. */
+static struct evbuffer *input_of(const struct imap_client *c)
+{
+	return c->tr != NULL ? transport_input(c->tr) : c->tail_in;
+}
+
 static void dispatch_literal(struct imap_client *c, enum imap_ev k, const struct imap_event *ev,
 			     struct evbuffer *in)
 {
-	struct bufferevent *bev = c->bev;
 	struct imap_cmd *cmd;
 	size_t before = evbuffer_get_length(in), after;
 
@@ -1503,7 +1490,7 @@ static void dispatch_literal(struct imap_client *c, enum imap_ev k, const struct
 		return;
 	}
 	cmd->h.literal(cmd->h.ctx, k, ev, in);
-	if (k != IMAP_EV_LITERAL_DATA || client_gone(c) || c->bev != bev)
+	if (k != IMAP_EV_LITERAL_DATA || client_gone(c) || c->phase == PH_CLOSED || input_of(c) != in)
 		return;
 	after = evbuffer_get_length(in);
 	if (after > before - ev->len) {
@@ -1515,12 +1502,10 @@ static void dispatch_literal(struct imap_client *c, enum imap_ev k, const struct
 
 static void process_input(struct imap_client *c)
 {
-	struct bufferevent *bev = c->bev;
-	struct evbuffer *in;
+	struct evbuffer *in = input_of(c);
 
-	if (bev == NULL || c->paused || client_gone(c) || c->phase < PH_GREETING || c->phase == PH_CLOSED)
+	if (in == NULL || c->paused || client_gone(c) || c->phase < PH_GREETING || c->phase == PH_CLOSED)
 		return;
-	in = bufferevent_get_input(bev);
 	for (;;) {
 		struct imap_event ev;
 		struct mh_err err;
@@ -1541,7 +1526,8 @@ static void process_input(struct imap_client *c)
 			dispatch_response(c, ev.resp);
 		else
 			dispatch_literal(c, k, &ev, in);
-		if (client_gone(c) || c->bev != bev || c->phase == PH_CLOSED || c->paused)
+		/* STARTTLS swaps the transport's buffers: the old input is gone */
+		if (client_gone(c) || input_of(c) != in || c->phase == PH_CLOSED || c->paused)
 			return;
 	}
 	if (c->eof_pending) {
@@ -1551,19 +1537,7 @@ static void process_input(struct imap_client *c)
 }
 
 /* ---------------------------------------------------------------------------------------
- * libevent entry points */
-
-static void on_read(struct bufferevent *bev, void *arg)
-{
-	struct imap_client *c = arg;
-
-	client_ref(c);
-	if (bev == c->bev) {
-		c->last_activity_ms = net_now_ms();
-		process_input(c);
-	}
-	client_unref(c);
-}
+ * event loop entry points */
 
 static void check_drain(struct imap_client *c)
 {
@@ -1574,25 +1548,6 @@ static void check_drain(struct imap_client *c)
 	}
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
-{
-	struct imap_client *c = arg;
-
-	client_ref(c);
-	if (bev == c->bev && !client_gone(c))
-		check_drain(c);
-	client_unref(c);
-}
-
-static void set_write_timeout(struct imap_client *c)
-{
-	struct timeval tv;
-
-	/* A server that stops reading what we write: no write progress for this long. */
-	net_ms_to_tv(c->command_timeout_ms, &tv);
-	bufferevent_set_timeouts(c->bev, NULL, &tv);
-}
-
 static void arm_conn_timer(struct imap_client *c)
 {
 	struct timeval tv;
@@ -1601,115 +1556,81 @@ static void arm_conn_timer(struct imap_client *c)
 	evtimer_add(c->conn_timer, &tv);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg);
-
-static void tls_begin(struct imap_client *c)
+/* TCP is up, and TLS with implicit TLS: the greeting comes next. */
+static void on_connected(struct imap_client *c)
 {
-	struct bufferevent *nb;
-	struct mh_err err;
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	SSL *ssl;
-
-	set_phase(c, PH_TLS);
-	ssl = mh_tls_ssl_new(c->tls, c->tls_name, &err);
-	if (ssl == NULL) {
-		fail_connection(c, &err);
-		return;
-	}
-	/* Hand the connected socket over to an OpenSSL bufferevent: one layer of buffers, so
-	 * watermarks and output_pending() see what is really queued. The plain bufferevent
-	 * gives up the fd (setfd -1) so freeing it does not close the socket. */
-	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_setfd(c->bev, -1);
-	bufferevent_free(c->bev);
-	c->bev = NULL;
-	nb = bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
-					    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (nb == NULL) {
-		mh_tls_ssl_free(ssl);
-		evutil_closesocket(fd);
-		fail_with(c, MH_E_INTERNAL, "cannot create the TLS bufferevent");
-		return;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(nb, 1);
-	c->bev = nb;
-	bufferevent_setcb(nb, on_read, on_write, on_event, c);
-	set_write_timeout(c);
-	if (c->drain_cb != NULL)
-		bufferevent_setwatermark(nb, EV_WRITE, c->drain_low, 0);
-	bufferevent_enable(nb, EV_READ | EV_WRITE);
-	if (c->starttls_used)
-		arm_conn_timer(c); /* the handshake runs under the connect timeout */
-}
-
-static void on_tcp_connected(struct imap_client *c)
-{
-	net_socket_tune(bufferevent_getfd(c->bev));
-	if (c->security == MH_SEC_TLS) {
-		tls_begin(c);
-		return;
-	}
+	c->tls_active = transport_tls_active(c->tr);
 	set_phase(c, PH_GREETING);
-	set_write_timeout(c);
-	bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
 }
 
-static void on_tls_connected(struct imap_client *c)
+/* The STARTTLS handshake is complete. */
+static void on_tls_ready(struct imap_client *c)
 {
-	char desc[96];
-
 	c->tls_active = true;
-	mh_debug(log_comp, "%s: TLS established (%s)", c->name,
-		 mh_tls_describe(bufferevent_openssl_get_ssl(c->bev), desc, sizeof(desc)));
-	if (c->paused)
-		bufferevent_disable(c->bev, EV_READ);
-	if (!c->starttls_used) {
-		set_phase(c, PH_GREETING);
-		return;
-	}
 	/* RFC 3501 6.2.1: capabilities learned before TLS are discarded. */
 	evtimer_del(c->conn_timer);
 	caps_clear(c);
 	open_next(c);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+/* The transport has failed or the server has closed; err says why. */
+static void on_closed(struct imap_client *c, const struct mh_err *err)
 {
-	struct imap_client *c = arg;
-	int sock_err = EVUTIL_SOCKET_ERROR();
-	struct mh_err err;
+	struct evbuffer *in = transport_input(c->tr);
+	struct mh_err why = *err;
+
+	/* Connecting, a TLS handshake, or a server that stopped reading what we wrote: the
+	 * transport's words say it all, and answers still buffered change nothing. */
+	if (c->phase < PH_GREETING || err->code == MH_E_TIMEOUT) {
+		fail_connection(c, err);
+		return;
+	}
+	if (c->bye_seen)
+		why = c->bye_err; /* the server said why it hung up */
+	if (in == NULL || evbuffer_get_length(in) == 0) {
+		fail_connection(c, &why);
+		return;
+	}
+	/* Answers may still be in the buffer: keep them and read them first, even if reading
+	 * is paused now. */
+	c->tail_in = evbuffer_new();
+	if (c->tail_in == NULL)
+		abort();
+	evbuffer_add_buffer(c->tail_in, in);
+	transport_free(&c->tr);
+	c->eof_pending = true;
+	c->eof_err = why;
+	process_input(c);
+}
+
+static void on_transport(void *ctx, enum transport_event ev, const struct mh_err *err)
+{
+	struct imap_client *c = ctx;
 
 	client_ref(c);
-	if (bev != c->bev || client_gone(c))
-		goto out;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (c->phase == PH_CONNECTING)
-			on_tcp_connected(c);
-		else if (c->phase == PH_TLS)
-			on_tls_connected(c);
-		goto out;
-	}
-	if (c->phase == PH_CONNECTING) {
-		net_connect_error(bev, what, sock_err, c->host, c->port, &err);
-		fail_connection(c, &err);
-	} else if (c->phase == PH_TLS) {
-		mh_tls_explain_error(bufferevent_openssl_get_ssl(bev), bufferevent_get_openssl_error(bev), &err);
-		fail_connection(c, &err);
-	} else if (what & BEV_EVENT_TIMEOUT) {
-		fail_with(c, MH_E_TIMEOUT, "the server accepted no data for %u ms", c->command_timeout_ms);
-	} else {
-		closed_error(c, what, sock_err, &err);
-		if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
-			/* Answers may still be in the buffer: process them first. */
-			c->eof_pending = true;
-			c->eof_err = err;
+	if (!client_gone(c)) {
+		switch (ev) {
+		case TRANSPORT_TLS_BEGIN:
+			set_phase(c, PH_TLS);
+			break;
+		case TRANSPORT_CONNECTED:
+			on_connected(c);
+			break;
+		case TRANSPORT_TLS_READY:
+			on_tls_ready(c);
+			break;
+		case TRANSPORT_READ:
+			c->last_activity_ms = net_now_ms();
 			process_input(c);
-		} else {
-			fail_connection(c, &err);
+			break;
+		case TRANSPORT_WRITTEN:
+			check_drain(c);
+			break;
+		case TRANSPORT_CLOSED:
+			on_closed(c, err);
+			break;
 		}
 	}
-out:
 	client_unref(c);
 }
 
@@ -1747,11 +1668,11 @@ static void on_cmd_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	client_ref(c);
-	if (c->phase == PH_CLOSED || client_gone(c) || c->bev == NULL || !awaiting_server(c))
+	if (c->phase == PH_CLOSED || client_gone(c) || c->tr == NULL || !awaiting_server(c))
 		goto out;
-	if (c->paused || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+	if (c->paused || transport_output_pending(c->tr) > 0) {
 		/* We are the slow side (backpressure, or still writing): not the server's fault.
-		 * Stalled writes are caught by the bufferevent's write timeout. */
+		 * Stalled writes are caught by the transport's write timeout. */
 		c->last_activity_ms = now;
 		arm_cmd_timer(c, c->command_timeout_ms);
 		goto out;
@@ -1831,6 +1752,8 @@ static void capability_done(void *ctx, const struct imap_response *tagged, const
 static void starttls_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
 {
 	struct imap_client *c = ctx;
+	struct evbuffer *in;
+	struct mh_err e;
 
 	(void)tagged;
 	if (c->phase == PH_CLOSED || client_gone(c))
@@ -1847,12 +1770,18 @@ static void starttls_done(void *ctx, const struct imap_response *tagged, const s
 	}
 	/* Anything the server sent after its OK was sent in plaintext and would be taken as
 	 * coming from the TLS peer: a STARTTLS injection (CVE-2011-0411 style). */
-	if (c->bev == NULL || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+	in = c->tr != NULL ? transport_input(c->tr) : NULL;
+	if (in == NULL || evbuffer_get_length(in) > 0) {
 		fail_with(c, MH_E_PROTOCOL, "the server sent data after its STARTTLS OK (injection attempt?)");
 		return;
 	}
 	c->starttls_used = true;
-	tls_begin(c);
+	set_phase(c, PH_TLS);
+	if (transport_start_tls(c->tr, &e) < 0) {
+		fail_connection(c, &e);
+		return;
+	}
+	arm_conn_timer(c); /* the handshake runs under the connect timeout */
 }
 
 static void login_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
@@ -2083,8 +2012,8 @@ static void client_destroy(struct imap_client *c)
 	for (size_t i = 0; i < c->ndisabled; i++)
 		free(c->disabled_caps[i]);
 	free(c->disabled_caps);
-	if (c->dns_held)
-		net_dns_release(c->base);
+	if (c->tail_in != NULL)
+		evbuffer_free(c->tail_in);
 	wipe_free(&c->password);
 	wipe_free(&c->user);
 	free(c->name);
@@ -2117,10 +2046,19 @@ void imap_client_free(struct imap_client **cp)
 
 void imap_client_open(struct imap_client *c, imap_done_cb_t *done, void *ctx)
 {
-	struct evdns_base *dns;
+	struct transport_opts to = {
+		.name = c->name,
+		.host = c->host,
+		.port = c->port,
+		.tls_name = c->tls_name,
+		.tls = c->tls,
+		.implicit_tls = c->security == MH_SEC_TLS,
+		/* a server that stops reading is as stuck as one that stops answering */
+		.write_timeout_ms = c->command_timeout_ms,
+	};
+	struct mh_err err;
 
 	if (c->phase != PH_NEW) {
-		struct mh_err err;
 		mh_err_set(&err, MH_E_INTERNAL, "imap_client_open called twice");
 		if (c->phase == PH_CLOSED) {
 			/* report through the deferred path, never from inside this call */
@@ -2146,22 +2084,13 @@ void imap_client_open(struct imap_client *c, imap_done_cb_t *done, void *ctx)
 		fail_with(c, MH_E_INTERNAL, "TLS requested without a TLS context");
 		return;
 	}
-	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (c->bev == NULL) {
-		fail_with(c, MH_E_INTERNAL, "cannot create a bufferevent");
-		return;
-	}
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	dns = net_dns_acquire(c->base);
-	c->dns_held = true;
+	c->tr = transport_new(c->base, &to, on_transport, c);
+	transport_pause_reading(c->tr, c->paused);
+	/* TRANSPORT_WRITTEN whenever the output empties; imap_client_on_drain() moves the mark */
+	transport_watch_output(c->tr, 0);
 	arm_conn_timer(c);
-	mh_debug(log_comp, "%s: connecting to %s port %u (%s)", c->name, c->host, c->port,
-		 c->security == MH_SEC_TLS ? "tls" : c->security == MH_SEC_STARTTLS ? "starttls" : "plain");
-	if (bufferevent_socket_connect_hostname(c->bev, dns, AF_UNSPEC, c->host, c->port) < 0) {
-		struct mh_err err;
-		net_connect_error(c->bev, BEV_EVENT_ERROR, EVUTIL_SOCKET_ERROR(), c->host, c->port, &err);
+	if (transport_connect(c->tr, &err) < 0)
 		fail_connection(c, &err);
-	}
 }
 
 bool imap_client_is_open(const struct imap_client *c)
@@ -2504,11 +2433,7 @@ void imap_append_finish(struct imap_append *a)
 
 size_t imap_client_output_pending(const struct imap_client *c)
 {
-	size_t n = c->held;
-
-	if (c->bev != NULL)
-		n += evbuffer_get_length(bufferevent_get_output(c->bev));
-	return n;
+	return c->held + (c->tr != NULL ? transport_output_pending(c->tr) : 0);
 }
 
 void imap_client_on_drain(struct imap_client *c, size_t low_water, imap_drain_cb_t *cb, void *ctx)
@@ -2518,8 +2443,8 @@ void imap_client_on_drain(struct imap_client *c, size_t low_water, imap_drain_cb
 	c->drain_cb = cb;
 	c->drain_ctx = ctx;
 	c->drain_low = low_water;
-	if (c->bev != NULL)
-		bufferevent_setwatermark(c->bev, EV_WRITE, low_water, 0);
+	if (c->tr != NULL)
+		transport_watch_output(c->tr, low_water);
 	c->drain_check = true;
 	schedule(c);
 }
@@ -2529,13 +2454,11 @@ void imap_client_pause_reading(struct imap_client *c, bool pause)
 	if (c->paused == pause)
 		return;
 	c->paused = pause;
-	if (c->bev == NULL || c->phase < PH_GREETING || c->phase == PH_CLOSED)
+	/* while connecting the transport keeps it for later */
+	if (c->tr != NULL)
+		transport_pause_reading(c->tr, pause);
+	if (pause || c->phase < PH_GREETING || c->phase == PH_CLOSED)
 		return;
-	if (pause) {
-		bufferevent_disable(c->bev, EV_READ);
-		return;
-	}
-	bufferevent_enable(c->bev, EV_READ);
 	c->last_activity_ms = net_now_ms();
 	/* Input already buffered will not raise another read event. */
 	c->process_pending = true;

@@ -45,7 +45,7 @@ static const char log_comp[] = "pop3";
 enum pop3_phase {
 	PH_NEW,
 	PH_CONNECTING,
-	PH_TLS, /* STLS handshake; an implicit one is PH_CONNECTING to us (see on_closed()) */
+	PH_TLS, /* a TLS handshake: implicit (TRANSPORT_TLS_BEGIN) or after STLS */
 	PH_GREETING,
 	PH_CAPA,
 	PH_STLS,
@@ -1284,9 +1284,6 @@ static void on_closed(struct pop3_client *c, const struct mh_err *err)
 
 	if (c->phase == PH_CLOSED)
 		return;
-	/* an implicit TLS handshake is part of connecting to us: name the stage it failed in */
-	if (c->phase == PH_CONNECTING && transport_stage(c->tr) == TRANSPORT_STAGE_HANDSHAKE)
-		set_phase(c, PH_TLS);
 	if (c->phase < PH_GREETING || in == NULL || evbuffer_get_length(in) == 0) {
 		c->eof_err = *err;
 		if (c->phase >= PH_GREETING && c->phase != PH_CLOSED) {
@@ -1337,6 +1334,11 @@ static void on_transport(void *ctx, enum transport_event ev, const struct mh_err
 		case TRANSPORT_CLOSED:
 			on_closed(c, err);
 			break;
+		case TRANSPORT_TLS_BEGIN:
+			set_phase(c, PH_TLS); /* pop3s: what fails from here on fails in the handshake */
+			break;
+		case TRANSPORT_WRITTEN: /* not watched */
+			break;
 		}
 	}
 	client_unref(c);
@@ -1349,8 +1351,6 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	client_ref(c);
-	if (c->phase == PH_CONNECTING && c->tr != NULL && transport_stage(c->tr) == TRANSPORT_STAGE_HANDSHAKE)
-		set_phase(c, PH_TLS);
 	switch (c->phase) {
 	case PH_CONNECTING:
 		fail_with(c, MH_E_CONNECT_TIMEOUT, "%s port %u: no connection within %u ms", c->host, c->port,
@@ -1374,14 +1374,12 @@ static void on_cmd_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct pop3_client *c = arg;
 	uint64_t now = net_now_ms(), elapsed;
-	struct evbuffer *out;
 
 	(void)fd;
 	(void)what;
 	client_ref(c);
 	if (c->phase != PH_CLOSED && !client_gone(c) && c->tr != NULL && c->nsent > 0) {
-		out = transport_output(c->tr);
-		if (c->paused || (out != NULL && evbuffer_get_length(out) > 0)) {
+		if (c->paused || transport_output_pending(c->tr) > 0) {
 			/* We are the slow side (backpressure, or still writing): not the server's
 			 * fault. Stalled writes are caught by the transport's write timeout. */
 			c->last_activity_ms = now;

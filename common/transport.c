@@ -2,9 +2,10 @@
  * transport.h).
  *
  * TLS, implicit or as an upgrade, hands the connected socket over to an OpenSSL
- * bufferevent (the plain one gives up its fd), so there is one layer of buffers, as in
- * imap_client.c. Every libevent entry point counts its depth; a free asked for inside the
- * owner's callback is finished on the way out.
+ * bufferevent (the plain one gives up its fd), so there is one layer of buffers: the write
+ * watermark and transport_output_pending() see what is really queued. Every libevent entry
+ * point counts its depth; a free asked for inside the owner's callback is finished on the
+ * way out.
  */
 #include "transport.h"
 
@@ -42,6 +43,8 @@ struct transport {
 	enum transport_stage stage;
 	struct bufferevent *bev;
 	bool dns_held, tls_active, upgrading, paused;
+	bool watch_output;  /* TRANSPORT_WRITTEN asked for */
+	size_t output_low;  /* its mark */
 
 	/* lifetime */
 	unsigned depth;
@@ -113,7 +116,16 @@ static void fail(struct transport *t, const struct mh_err *err)
 }
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+
+/* Every bufferevent of the connection: the plain one, then the OpenSSL one. */
+static void attach(struct transport *t, struct bufferevent *bev)
+{
+	t->bev = bev;
+	bufferevent_setcb(bev, on_read, on_write, on_event, t);
+	bufferevent_setwatermark(bev, EV_WRITE, t->output_low, 0);
+}
 
 /* Replaces the plain bufferevent of the connected socket with an OpenSSL one. */
 static int tls_wrap(struct transport *t, struct mh_err *err)
@@ -142,9 +154,8 @@ static int tls_wrap(struct transport *t, struct mh_err *err)
 	}
 	/* Protocols frame their own data: a missing close_notify is just a closed connection. */
 	bufferevent_openssl_set_allow_dirty_shutdown(nb, 1);
-	t->bev = nb;
+	attach(t, nb);
 	t->stage = TRANSPORT_STAGE_HANDSHAKE;
-	bufferevent_setcb(nb, on_read, NULL, on_event, t);
 	set_write_timeout(t);
 	bufferevent_enable(nb, EV_READ | EV_WRITE);
 	return 0;
@@ -156,6 +167,10 @@ static void on_tcp_connected(struct transport *t)
 
 	net_socket_tune(bufferevent_getfd(t->bev));
 	if (t->implicit_tls) {
+		t->stage = TRANSPORT_STAGE_HANDSHAKE;
+		emit(t, TRANSPORT_TLS_BEGIN, NULL);
+		if (t->stage == TRANSPORT_STAGE_CLOSED)
+			return; /* the owner closed it */
 		if (tls_wrap(t, &err) < 0)
 			fail(t, &err);
 		return;
@@ -237,6 +252,16 @@ static void on_read(struct bufferevent *bev, void *arg)
 	leave(t);
 }
 
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct transport *t = arg;
+
+	enter(t);
+	if (bev == t->bev && t->watch_output)
+		emit(t, TRANSPORT_WRITTEN, NULL);
+	leave(t);
+}
+
 /* ---------------------------------------------------------------------------------------
  * public API */
 
@@ -284,6 +309,7 @@ void transport_close(struct transport *t)
 
 int transport_connect(struct transport *t, struct mh_err *err)
 {
+	struct bufferevent *bev;
 	struct evdns_base *dns;
 
 	if (t->stage != TRANSPORT_STAGE_NEW)
@@ -292,10 +318,10 @@ int transport_connect(struct transport *t, struct mh_err *err)
 		return mh_err_set(err, MH_E_BAD_URL, "no host name");
 	if (t->implicit_tls && t->tls == NULL)
 		return mh_err_set(err, MH_E_INTERNAL, "TLS requested without a TLS context");
-	t->bev = bufferevent_socket_new(t->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (t->bev == NULL)
+	bev = bufferevent_socket_new(t->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL)
 		return mh_err_set(err, MH_E_INTERNAL, "cannot create a bufferevent");
-	bufferevent_setcb(t->bev, on_read, NULL, on_event, t);
+	attach(t, bev);
 	dns = net_dns_acquire(t->base);
 	t->dns_held = true;
 	t->stage = TRANSPORT_STAGE_CONNECTING;
@@ -339,6 +365,19 @@ struct evbuffer *transport_input(const struct transport *t)
 struct evbuffer *transport_output(const struct transport *t)
 {
 	return t->bev != NULL ? bufferevent_get_output(t->bev) : NULL;
+}
+
+size_t transport_output_pending(const struct transport *t)
+{
+	return t->bev != NULL ? evbuffer_get_length(bufferevent_get_output(t->bev)) : 0;
+}
+
+void transport_watch_output(struct transport *t, size_t low_water)
+{
+	t->watch_output = true;
+	t->output_low = low_water;
+	if (t->bev != NULL)
+		bufferevent_setwatermark(t->bev, EV_WRITE, low_water, 0);
 }
 
 void transport_pause_reading(struct transport *t, bool pause)

@@ -7,8 +7,7 @@
  * TLS_HANDSHAKE, TIMEOUT (writes stalled), CONNECTION_LOST. Timers for connecting and for
  * answers belong to the protocol client, which knows what it waits for.
  *
- * Used by pop3_client.c; it is the same sequence as imap_client.c's tls_begin(), on_event()
- * and closed_error(), which could move onto it.
+ * Used by imap_client.c and pop3_client.c.
  *
  * Re-entrancy: the owner's callback may call transport_close() or transport_free(); a
  * free is then finished when the callback returns. No callback runs from inside an API
@@ -38,9 +37,12 @@ struct transport_opts {
 };
 
 enum transport_event {
+	TRANSPORT_TLS_BEGIN, /* implicit_tls: TCP is up and the handshake starts (for owners
+			      * that name the step a timeout or failure happened in) */
 	TRANSPORT_CONNECTED, /* TCP is up (and TLS with implicit_tls): bytes may flow */
 	TRANSPORT_TLS_READY, /* the upgrade begun by transport_start_tls() is complete */
 	TRANSPORT_READ,      /* new bytes in transport_input() */
+	TRANSPORT_WRITTEN,   /* the output fell to the mark of transport_watch_output() */
 	TRANSPORT_CLOSED,    /* failed or closed by the peer; err says why. The last event:
 			      * during it transport_input() still holds what arrived, after it
 			      * the socket is closed */
@@ -81,6 +83,12 @@ bool transport_tls_active(const struct transport *t);
 /* The input and output buffers; NULL once closed. */
 struct evbuffer *transport_input(const struct transport *t);
 struct evbuffer *transport_output(const struct transport *t);
+/* Bytes in the output, not yet taken by the socket (with TLS: by OpenSSL); 0 once closed. */
+size_t transport_output_pending(const struct transport *t);
+/* From now on TRANSPORT_WRITTEN follows each write that leaves low_water bytes or fewer
+ * in the output (libevent's write watermark), for owners that throttle what they queue.
+ * A later call moves the mark. Kept across a TLS upgrade. */
+void transport_watch_output(struct transport *t, size_t low_water);
 /* Stops/starts reading (backpressure). Kept across a TLS upgrade. */
 void transport_pause_reading(struct transport *t, bool pause);
 /* The TLS session's protocol, cipher and certificate; false without TLS or once closed. */
