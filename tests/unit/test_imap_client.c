@@ -166,6 +166,7 @@ static enum mh_err_code cmd_sync(struct imap_client *c, const struct imap_cmd_ha
 static void test_open_starttls_verified(void **state)
 {
 	struct imap_client *c;
+	struct mh_tls_info ti;
 
 	(void)state;
 	dovecot_fixture_need(&dovecot);
@@ -178,6 +179,8 @@ static void test_open_starttls_verified(void **state)
 	assert_true(transcript_find("> A2 CAPABILITY", 0) < transcript_find("> A3 LOGIN", 0));
 	assert_true(transcript_contains(" LOGIN <redacted> <redacted>"));
 	assert_false(transcript_contains("secret"));
+	assert_true(imap_client_tls_info(c, &ti));
+	assert_true(ti.verified);
 	imap_client_free(&c);
 	assert_null(c);
 }
@@ -185,6 +188,7 @@ static void test_open_starttls_verified(void **state)
 static void test_open_implicit_tls_verified(void **state)
 {
 	struct imap_client *c;
+	struct mh_tls_info ti;
 
 	(void)state;
 	dovecot_fixture_need(&dovecot);
@@ -192,6 +196,9 @@ static void test_open_implicit_tls_verified(void **state)
 	assert_true(imap_client_has_cap(c, "IMAP4rev1"));
 	assert_false(transcript_contains("> A1 STARTTLS"));
 	assert_int_equal(transcript_find("> A1 LOGIN <redacted> <redacted>", 0) != SIZE_MAX, 1);
+	assert_true(imap_client_tls_info(c, &ti));
+	assert_true(ti.verified);
+	assert_true(ti.protocol[0] != '\0');
 	imap_client_free(&c);
 }
 
@@ -232,9 +239,14 @@ static struct imap_client_opts nowhere_opts(const char *host, uint16_t port)
 static void test_connect_refused(void **state)
 {
 	struct imap_client_opts o = nowhere_opts("127.0.0.1", closed_port());
+	struct waiter w;
+	struct imap_client *c;
 
 	(void)state;
-	assert_int_equal(open_expect(&o), MH_E_CONNECT_REFUSED);
+	c = open_client(&o, NULL, &w);
+	assert_int_equal(w.code, MH_E_CONNECT_REFUSED);
+	assert_int_equal(imap_client_stage(c), IMAP_STAGE_CONNECT);
+	imap_client_free(&c);
 }
 
 static void test_connect_localhost_name(void **state)
@@ -263,23 +275,34 @@ static void test_dns_failure(void **state)
 static void test_tls_hostname_mismatch(void **state)
 {
 	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
 
 	(void)state;
 	dovecot_fixture_need(&dovecot);
 	o = dovecot_opts(MH_SEC_TLS, "alice", "secret");
 	o.tls_name = "wrong.example";
-	assert_int_equal(open_expect(&o), MH_E_TLS_CERT_HOSTNAME);
+	c = open_client(&o, NULL, &w);
+	assert_int_equal(w.code, MH_E_TLS_CERT_HOSTNAME);
+	/* implicit TLS: the handshake failed, not the connect */
+	assert_int_equal(imap_client_stage(c), IMAP_STAGE_TLS);
+	imap_client_free(&c);
 }
 
 static void test_tls_untrusted_without_ca(void **state)
 {
 	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
 
 	(void)state;
 	dovecot_fixture_need(&dovecot);
 	fx->tls = make_tls(NULL, false);
 	o = dovecot_opts(MH_SEC_STARTTLS, "alice", "secret");
-	assert_int_equal(open_expect(&o), MH_E_TLS_CERT_UNTRUSTED);
+	c = open_client(&o, NULL, &w);
+	assert_int_equal(w.code, MH_E_TLS_CERT_UNTRUSTED);
+	assert_int_equal(imap_client_stage(c), IMAP_STAGE_TLS);
+	imap_client_free(&c);
 }
 
 static void test_tls_insecure(void **state)
@@ -1099,6 +1122,120 @@ static void test_hostile_silent_server_times_out(void **state)
 	fake_server_stop(&f);
 }
 
+/* A server that accepts the connection and never answers the TLS handshake. */
+static void test_hostile_silent_tls_server_times_out(void **state)
+{
+	struct fake_server f;
+	struct imap_client_opts o;
+	struct waiter w;
+	struct imap_client *c;
+
+	(void)state;
+	fx->tls = make_tls(NULL, true);
+	o = fake_start(&f, NULL, silent);
+	o.security = MH_SEC_TLS;
+	o.tls = fx->tls;
+	o.connect_timeout_ms = 300;
+	c = open_client(&o, NULL, &w);
+	assert_int_equal(w.code, MH_E_CONNECT_TIMEOUT);
+	assert_non_null(strstr(w.detail, "no TLS handshake within 300 ms"));
+	assert_int_equal(imap_client_stage(c), IMAP_STAGE_TLS);
+	imap_client_free(&c);
+	fake_server_stop(&f);
+}
+
+static void on_flag_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	*(bool *)arg = true;
+}
+
+/* Runs the loop for ms milliseconds. */
+static void run_for(unsigned ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	bool waited = false;
+
+	assert_int_equal(event_base_once(fx->base, -1, EV_TIMEOUT, on_flag_timer, &waited, &tv), 0);
+	fx_run(&waited);
+}
+
+/* Answers the first two NOOPs at once, with the start of a third response, then hangs up.
+ * Lines after that are ignored. */
+static void answer_then_cut(struct fake_server *f, const char *line)
+{
+	static char first[64];
+	char second[64];
+	int tag_len = (int)strcspn(line, " ");
+
+	if (f->step == 0) {
+		snprintf(first, sizeof(first), "%.*s OK done\r\n", tag_len, line);
+	} else if (f->step == 1) {
+		snprintf(second, sizeof(second), "%.*s OK done\r\n* 1 EXIS", tag_len, line);
+		fake_server_send(f, first);
+		fake_server_send(f, second);
+		fake_server_hang_up(f);
+	}
+	f->step++;
+}
+
+struct pauser {
+	struct waiter w;
+	struct imap_client *c;
+};
+
+static void pause_in_done(void *ctx, const struct imap_response *tagged, const struct mh_err *err)
+{
+	struct pauser *p = ctx;
+
+	on_done(&p->w, tagged, err);
+	imap_client_pause_reading(p->c, true);
+}
+
+/* What the server answered before it hung up is delivered, even when reading was paused
+ * as it arrived; a response cut off fails with the hang-up. */
+static void test_hostile_answers_then_hangup_while_paused(void **state)
+{
+	struct fake_server f;
+	struct imap_client_opts o;
+	struct waiter w, ws[2];
+	struct pauser p;
+	struct imap_client *c;
+	struct mh_tls_info ti;
+	struct mh_err err;
+
+	(void)state;
+	o = fake_start(&f, preauth, answer_then_cut);
+	c = open_client(&o, NULL, &w);
+	assert_int_equal(w.code, MH_E_OK);
+	assert_false(imap_client_tls_info(c, &ti));
+	memset(&p, 0, sizeof(p));
+	memset(ws, 0, sizeof(ws));
+	p.c = c;
+	{
+		struct imap_cmd_handlers h = {.done = pause_in_done, .ctx = &p};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP"), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct imap_cmd_handlers h = {.done = on_done, .ctx = &ws[i]};
+		assert_int_equal(imap_client_cmd(c, &h, &err, "NOOP"), 0);
+	}
+	fx_run(&p.w.done);
+	assert_int_equal(p.w.code, MH_E_OK);
+	run_for(200);
+	assert_int_equal(ws[0].calls, 0); /* paused: no callback, whatever has arrived */
+	imap_client_pause_reading(c, false);
+	fx_run(&ws[1].done);
+	assert_int_equal(ws[0].calls, 1);
+	assert_int_equal(ws[0].code, MH_E_OK);
+	assert_int_equal(ws[1].calls, 1);
+	assert_int_equal(ws[1].code, MH_E_CONNECTION_LOST);
+	assert_non_null(strstr(ws[1].detail, "closed"));
+	imap_client_free(&c);
+	fake_server_stop(&f);
+}
+
 /* STARTTLS injection: data after the OK, in the same packet */
 static void starttls_inject(struct fake_server *f, const char *line)
 {
@@ -1539,6 +1676,8 @@ int main(void)
 		FX_TEST(test_hostile_bye_mid_session),
 		FX_TEST(test_hostile_unknown_tag_and_continuation),
 		FX_TEST(test_hostile_silent_server_times_out),
+		FX_TEST(test_hostile_silent_tls_server_times_out),
+		FX_TEST(test_hostile_answers_then_hangup_while_paused),
 		FX_TEST(test_hostile_starttls_injection),
 		FX_TEST(test_hostile_no_starttls),
 		FX_TEST(test_authenticate_plain),
