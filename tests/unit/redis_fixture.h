@@ -186,4 +186,24 @@ static inline struct redis_fixture *redis_fixture_need(void **state)
 	return f;
 }
 
+/* A cmocka group's setup and teardown around one server: *state is the fixture. */
+static inline int redis_fixture_group_start(void **state, const char *tag)
+{
+	struct redis_fixture *f = calloc(1, sizeof(*f));
+
+	*state = f;
+	return f == NULL ? -1 : redis_fixture_start(f, tag);
+}
+
+static inline int redis_fixture_group_stop(void **state)
+{
+	struct redis_fixture *f = *state;
+
+	if (f != NULL) {
+		redis_fixture_stop(f);
+		free(f);
+	}
+	return 0;
+}
+
 #endif

@@ -140,6 +140,41 @@ static const struct reply source_replies[] = {
 	{NULL, NULL},
 };
 
+/* One pass over INBOX of the job job_in_redis() makes, against the source script above and
+ * the given target script. */
+struct pass {
+	struct fake_server src_srv, dst_srv;
+	struct script src_s, dst_s;
+	struct imap_client *src, *dst;
+	struct rq *q;
+	struct flagsync_outcome out;
+};
+
+static void pass_run(void **state, struct pass *p, const struct reply *target_replies)
+{
+	struct flagsync_folder f = {0, "INBOX", "INBOX", 7, 9, 4, &known};
+	struct mh_err err;
+
+	memset(p, 0, sizeof(*p));
+	p->q = job_in_redis(state);
+	p->src = connect_to(&p->src_srv, &p->src_s, source_replies);
+	p->dst = connect_to(&p->dst_srv, &p->dst_s, target_replies);
+	assert_int_equal(
+		flagsync_folder(fx->base, p->src, p->dst, p->q, JOB, MH_SYNC_FLAGS | MH_SYNC_DELETES, &f, &p->out, &err), 0);
+}
+
+static void pass_cleanup(struct pass *p)
+{
+	flagsync_outcome_cleanup(&p->out);
+	imap_client_free(&p->src);
+	imap_client_free(&p->dst);
+	fake_server_stop(&p->src_srv);
+	fake_server_stop(&p->dst_srv);
+	script_free(&p->src_s);
+	script_free(&p->dst_s);
+	rq_free(&p->q);
+}
+
 static void test_conflict_hostile_flag_and_deletion(void **state)
 {
 	static const struct reply target_replies[] = {
@@ -152,48 +187,34 @@ static void test_conflict_hostile_flag_and_deletion(void **state)
 		{"UNSELECT", "%s OK done\r\n"},
 		{NULL, NULL},
 	};
-	struct fake_server src_srv, dst_srv;
-	struct script src_s, dst_s;
-	struct imap_client *src, *dst;
-	struct rq *q = job_in_redis(state);
-	struct flagsync_folder f = {0, "INBOX", "INBOX", 7, 9, 4, &known};
-	struct flagsync_outcome out;
+	struct pass p;
 	struct mh_err err;
 	const uint32_t uids[] = {1, 2, 3};
 	uint32_t dst_uids[3];
 	struct mh_folder_sync stored;
 
-	src = connect_to(&src_srv, &src_s, source_replies);
-	dst = connect_to(&dst_srv, &dst_s, target_replies);
-	assert_int_equal(flagsync_folder(fx->base, src, dst, q, JOB, MH_SYNC_FLAGS | MH_SYNC_DELETES, &f, &out, &err), 0);
-	assert_null(out.left_alone);
-	assert_int_equal(out.conflicts, 1);     /* 101: kept as the target has it */
-	assert_int_equal(out.flags_updated, 0); /* 103's flags cannot be sent */
-	assert_int_equal(out.deleted, 1);       /* 102, by UID */
-	assert_int_equal(out.unmapped, 0);
-	assert_int_equal(out.now.modseq, 50);
-	assert_string_equal(out.now.uids, "1,3"); /* 98 was not asked for */
-	assert_false(sent(&dst_s, "UID STORE 103"));
-	assert_false(sent(&dst_s, "EXPUNGE"));
-	assert_false(sent(&dst_s, "CLOSE"));
-	for (size_t i = 0; i < src_s.ngot; i++)
-		assert_true(strncmp(src_s.got[i], "EXAMINE ", 8) == 0 || strncmp(src_s.got[i], "UID FETCH ", 10) == 0 ||
-			    strncmp(src_s.got[i], "UID SEARCH ", 11) == 0);
+	pass_run(state, &p, target_replies);
+	assert_null(p.out.left_alone);
+	assert_int_equal(p.out.conflicts, 1);     /* 101: kept as the target has it */
+	assert_int_equal(p.out.flags_updated, 0); /* 103's flags cannot be sent */
+	assert_int_equal(p.out.deleted, 1);       /* 102, by UID */
+	assert_int_equal(p.out.unmapped, 0);
+	assert_int_equal(p.out.now.modseq, 50);
+	assert_string_equal(p.out.now.uids, "1,3"); /* 98 was not asked for */
+	assert_false(sent(&p.dst_s, "UID STORE 103"));
+	assert_false(sent(&p.dst_s, "EXPUNGE"));
+	assert_false(sent(&p.dst_s, "CLOSE"));
+	for (size_t i = 0; i < p.src_s.ngot; i++)
+		assert_true(strncmp(p.src_s.got[i], "EXAMINE ", 8) == 0 || strncmp(p.src_s.got[i], "UID FETCH ", 10) == 0 ||
+			    strncmp(p.src_s.got[i], "UID SEARCH ", 11) == 0);
 	/* 102's copy is forgotten and counted; the others keep theirs */
-	assert_int_equal(mh_job_target_uids(q, JOB, 0, uids, 3, dst_uids, &err), 0);
+	assert_int_equal(mh_job_target_uids(p.q, JOB, 0, uids, 3, dst_uids, &err), 0);
 	assert_true(dst_uids[0] == 101 && dst_uids[1] == 0 && dst_uids[2] == 103);
 	/* recording is the planner's: nothing was stored for the folder */
-	assert_int_equal(mh_job_folder_sync_load(q, JOB, 0, &stored, &err), 0);
+	assert_int_equal(mh_job_folder_sync_load(p.q, JOB, 0, &stored, &err), 0);
 	assert_null(stored.uids);
 
-	flagsync_outcome_cleanup(&out);
-	imap_client_free(&src);
-	imap_client_free(&dst);
-	fake_server_stop(&src_srv);
-	fake_server_stop(&dst_srv);
-	script_free(&src_s);
-	script_free(&dst_s);
-	rq_free(&q);
+	pass_cleanup(&p);
 }
 
 static void test_recreated_target_folder_is_left_alone(void **state)
@@ -203,55 +224,32 @@ static void test_recreated_target_folder_is_left_alone(void **state)
 		{"UNSELECT", "%s OK done\r\n"},
 		{NULL, NULL},
 	};
-	struct fake_server src_srv, dst_srv;
-	struct script src_s, dst_s;
-	struct imap_client *src, *dst;
-	struct rq *q = job_in_redis(state);
-	struct flagsync_folder f = {0, "INBOX", "INBOX", 7, 9, 4, &known};
-	struct flagsync_outcome out;
+	struct pass p;
 	struct mh_err err;
 	const uint32_t uids[] = {2};
 	uint32_t dst_uid;
 
-	src = connect_to(&src_srv, &src_s, source_replies);
-	dst = connect_to(&dst_srv, &dst_s, target_replies);
-	assert_int_equal(flagsync_folder(fx->base, src, dst, q, JOB, MH_SYNC_FLAGS | MH_SYNC_DELETES, &f, &out, &err), 0);
-	assert_non_null(out.left_alone);
-	assert_non_null(strstr(out.left_alone, "UIDVALIDITY"));
-	assert_true(out.flags_updated == 0 && out.deleted == 0);
-	assert_null(out.now.uids); /* nothing to record: the next run tries again */
-	assert_false(sent(&dst_s, "UID STORE"));
-	assert_false(sent(&dst_s, "UID EXPUNGE"));
-	assert_int_equal(mh_job_target_uids(q, JOB, 0, uids, 1, &dst_uid, &err), 0);
+	pass_run(state, &p, target_replies);
+	assert_non_null(p.out.left_alone);
+	assert_non_null(strstr(p.out.left_alone, "UIDVALIDITY"));
+	assert_true(p.out.flags_updated == 0 && p.out.deleted == 0);
+	assert_null(p.out.now.uids); /* nothing to record: the next run tries again */
+	assert_false(sent(&p.dst_s, "UID STORE"));
+	assert_false(sent(&p.dst_s, "UID EXPUNGE"));
+	assert_int_equal(mh_job_target_uids(p.q, JOB, 0, uids, 1, &dst_uid, &err), 0);
 	assert_int_equal(dst_uid, 102); /* still known */
 
-	flagsync_outcome_cleanup(&out);
-	imap_client_free(&src);
-	imap_client_free(&dst);
-	fake_server_stop(&src_srv);
-	fake_server_stop(&dst_srv);
-	script_free(&src_s);
-	script_free(&dst_s);
-	rq_free(&q);
+	pass_cleanup(&p);
 }
 
 static int group_setup(void **state)
 {
-	struct redis_fixture *f = calloc(1, sizeof(*f));
-
-	*state = f;
-	return f == NULL ? -1 : redis_fixture_start(f, "flagsync");
+	return redis_fixture_group_start(state, "flagsync");
 }
 
 static int group_teardown(void **state)
 {
-	struct redis_fixture *f = *state;
-
-	if (f != NULL) {
-		redis_fixture_stop(f);
-		free(f);
-	}
-	return 0;
+	return redis_fixture_group_stop(state);
 }
 
 int main(void)

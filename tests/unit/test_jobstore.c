@@ -22,21 +22,12 @@
 
 static int group_setup(void **state)
 {
-	struct redis_fixture *f = calloc(1, sizeof(*f));
-
-	*state = f;
-	return f == NULL ? -1 : redis_fixture_start(f, "jobstore");
+	return redis_fixture_group_start(state, "jobstore");
 }
 
 static int group_teardown(void **state)
 {
-	struct redis_fixture *f = *state;
-
-	if (f != NULL) {
-		redis_fixture_stop(f);
-		free(f);
-	}
-	return 0;
+	return redis_fixture_group_stop(state);
 }
 
 /* A connected, emptied database with one running job of `messages` planned messages. */

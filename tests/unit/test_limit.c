@@ -24,21 +24,12 @@
 
 static int group_setup(void **state)
 {
-	struct redis_fixture *f = calloc(1, sizeof(*f));
-
-	*state = f;
-	return f == NULL ? -1 : redis_fixture_start(f, "limits");
+	return redis_fixture_group_start(state, "limits");
 }
 
 static int group_teardown(void **state)
 {
-	struct redis_fixture *f = *state;
-
-	if (f != NULL) {
-		redis_fixture_stop(f);
-		free(f);
-	}
-	return 0;
+	return redis_fixture_group_stop(state);
 }
 
 static struct rq *connect_ok(const struct redis_fixture *f)
