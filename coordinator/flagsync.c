@@ -74,13 +74,21 @@ static int open_box(struct event_base *base, struct imap_client *c, bool writabl
 		    struct box_state *b, struct mh_err *err)
 {
 	bool condstore = imap_client_has_cap(c, "CONDSTORE");
+	int rc;
 
 	memset(b, 0, sizeof(*b));
 	if (writable)
-		return condstore ? imap_client_run(base, c, on_select, NULL, b, err, "SELECT %s (CONDSTORE)", name)
-				 : imap_client_run(base, c, on_select, NULL, b, err, "SELECT %s", name);
-	return condstore ? imap_client_run(base, c, on_select, NULL, b, err, "EXAMINE %s (CONDSTORE)", name)
-			 : imap_client_run(base, c, on_select, NULL, b, err, "EXAMINE %s", name);
+		rc = condstore ? imap_client_run(base, c, on_select, NULL, b, err, "SELECT %s (CONDSTORE)", name)
+			       : imap_client_run(base, c, on_select, NULL, b, err, "SELECT %s", name);
+	else
+		rc = condstore ? imap_client_run(base, c, on_select, NULL, b, err, "EXAMINE %s (CONDSTORE)", name)
+			       : imap_client_run(base, c, on_select, NULL, b, err, "EXAMINE %s", name);
+	/* a server may send HIGHESTMODSEQ without offering CONDSTORE (Dovecot does, once a
+	 * mailbox has modseqs): without the capability CHANGEDSINCE and UNCHANGEDSINCE are not
+	 * ours to use */
+	if (!condstore)
+		b->modseq = 0;
+	return rc;
 }
 
 /* --- flags of messages ------------------------------------------------------------------- */

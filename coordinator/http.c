@@ -433,7 +433,7 @@ int http_start(const struct http_opts *o, struct http_server **s_r, struct mh_er
 	struct http_server *s = calloc(1, sizeof(*s));
 	const struct timeval every = {0, 250 * 1000};
 	char host[256];
-	uint16_t port;
+	uint16_t port = 0; /* set by split_listen(); GCC -O2 cannot tell */
 
 	if (s == NULL)
 		abort();

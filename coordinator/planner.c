@@ -42,6 +42,7 @@ struct plan_box {
 	uint32_t uidvalidity, uidnext;
 	uint32_t exists;
 	uint64_t modseq;       /* HIGHESTMODSEQ (EXAMINE with CONDSTORE), else 0 */
+	bool want_modseq;      /* CONDSTORE offered: a HIGHESTMODSEQ means something */
 	EVP_MD_CTX *hash;      /* header hash in progress */
 	struct plan_msg *hashing;
 };
@@ -262,7 +263,7 @@ static void on_examine(void *ctx, const struct imap_response *r)
 		 imap_parse_number(r->code_args, strlen(r->code_args), UINT32_MAX, &v) == 0)
 		p->box->uidnext = (uint32_t)v;
 	else if (r->status == IMAP_STATUS_OK && r->code != NULL && strcmp(r->code, "HIGHESTMODSEQ") == 0 &&
-		 imap_parse_number(r->code_args, strlen(r->code_args), UINT64_MAX, &v) == 0)
+		 imap_parse_number(r->code_args, strlen(r->code_args), UINT64_MAX, &v) == 0 && p->box->want_modseq)
 		p->box->modseq = v;
 	else if (r->name != NULL && strcmp(r->name, "EXISTS") == 0 && r->has_number)
 		p->box->exists = r->number;
@@ -280,6 +281,7 @@ static int read_box(struct plan *p, struct plan_side *s, const char *folder, str
 	/* a job that syncs flags records the source's HIGHESTMODSEQ: later runs look only at
 	 * messages changed since */
 	if (s == &p->src && p->sync_opts != 0 && imap_client_has_cap(s->conn.imap, "CONDSTORE")) {
+		b->want_modseq = true;
 		if (PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s (CONDSTORE)", folder) < 0)
 			return -1;
 	} else if (PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s", folder) < 0) {

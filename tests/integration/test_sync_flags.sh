@@ -180,6 +180,15 @@ box src bob delete-message --folder INBOX --index 2 >/dev/null
 mh_assert_eq "$(json "$MH_TMP/bob4.json" 'd["sync"]["deleted"]')" 1 "bob's copies deleted"
 mh_assert_eq "$(count dst bob INBOX)" 2 "bob's target messages"
 no_source_writes
+# ann's mailboxes have MODSEQs (Dovecot sends HIGHESTMODSEQ even to a client that does not
+# see CONDSTORE): without the capability they are not used
+box src ann set-flags --folder INBOX --index 0 --flags '\Answered' >/dev/null
+: >"$trace"
+"$mh" sync "$job" --json >"$MH_TMP/sync5.json" || mh_fail "ann's sync without CONDSTORE exited $?"
+mh_assert_eq "$(dst_flags_of_src ann INBOX 0)" '\Answered' "flags after a sync without CONDSTORE"
+if grep -Eq 'CHANGEDSINCE|UNCHANGEDSINCE|\(CONDSTORE\)' "$trace"; then
+    mh_fail "CONDSTORE used without the capability: $(grep -E 'CHANGEDSINCE|UNCHANGEDSINCE|\(CONDSTORE\)' "$trace" | head -2)"
+fi
 
 mh_log "refused: flag sync of a POP3 source, an option with its --no- form"
 rc=0
