@@ -120,10 +120,19 @@ void mh_folder_sync_cleanup(struct mh_folder_sync *s)
 int mh_job_target_uids(struct rq *q, const char *job_id, uint32_t folder_idx, const uint32_t *src, size_t n,
 		       uint32_t *dst_r, struct mh_err *err)
 {
+	size_t unknown;
+
+	return mh_job_copy_uids(q, job_id, folder_idx, src, n, dst_r, &unknown, err);
+}
+
+int mh_job_copy_uids(struct rq *q, const char *job_id, uint32_t folder_idx, const uint32_t *src, size_t n,
+		     uint32_t *dst_r, size_t *unknown_r, struct mh_err *err)
+{
 	char key[MH_KEY_MAX], field[32];
 	struct rq_args a = {0};
 	int rc = 0;
 
+	*unknown_r = 0;
 	mh_key_job(key, sizeof(key), job_id, ":done");
 	for (size_t base = 0; base < n && rc == 0; base += SYNC_CHUNK) {
 		size_t k = n - base < SYNC_CHUNK ? n - base : SYNC_CHUNK;
@@ -143,12 +152,15 @@ int mh_job_target_uids(struct rq *q, const char *job_id, uint32_t folder_idx, co
 			rc = mh_err_set(err, MH_E_REDIS, "target UIDs of job %s: unexpected reply", job_id);
 		for (size_t i = 0; rc == 0 && i < k; i++) {
 			const struct redisReply *e = r->element[i];
-			/* "c<uid>" or "s<uid>": a copy; "f...", "c", "s" or nothing: none known */
-			bool ours = e->type == REDIS_REPLY_STRING && e->len > 1 && (e->str[0] == 'c' || e->str[0] == 's');
+			/* "c<uid>" or "s<uid>": a copy; "c-", "s-": its copy deleted by a sync;
+			 * "f...", "c", "s" or nothing: none known */
+			bool done = e->type == REDIS_REPLY_STRING && e->len >= 1 && (e->str[0] == 'c' || e->str[0] == 's');
 			uint64_t v = 0;
-			for (size_t j = 1; ours && j < e->len && e->str[j] >= '0' && e->str[j] <= '9'; j++)
+			for (size_t j = 1; done && j < e->len && e->str[j] >= '0' && e->str[j] <= '9'; j++)
 				v = v * 10 + (uint64_t)(e->str[j] - '0');
 			dst_r[base + i] = v <= UINT32_MAX ? (uint32_t)v : 0;
+			if (dst_r[base + i] == 0 && !(done && e->len == 2 && e->str[1] == '-'))
+				(*unknown_r)++;
 		}
 		rq_reply_free(r);
 	}
@@ -165,8 +177,8 @@ int mh_job_copies_deleted(struct rq *q, const char *job_id, uint32_t folder_idx,
 		"for i = 2, #ARGV do\n"
 		"  local field = ARGV[1] .. ':' .. ARGV[i]\n"
 		"  local d = redis.call('HGET', KEYS[3], field)\n"
-		"  if d and #d > 1 and (string.sub(d, 1, 1) == 'c' or string.sub(d, 1, 1) == 's') then\n"
-		"    redis.call('HSET', KEYS[3], field, string.sub(d, 1, 1))\n"
+		"  if d and #d > 1 and string.sub(d, 2, 2) ~= '-' and (string.sub(d, 1, 1) == 'c' or string.sub(d, 1, 1) == 's') then\n"
+		"    redis.call('HSET', KEYS[3], field, string.sub(d, 1, 1) .. '-')\n"
 		"    gone = gone + 1\n"
 		"  end\n"
 		"end\n"

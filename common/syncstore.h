@@ -7,7 +7,8 @@
  * then: a pass for flags alone does not look for deletions), src_messages (its message count then)
  * and src_uids (its UIDs then, as a uid-set: a UID missing now was expunged), and the
  * folder's flags_updated and deleted. The target copy of a source message is the UID in
- * its done entry (jobstore.c: "c<uid>" copied, "s<uid>" found there already). */
+ * its done entry (jobstore.c: "c<uid>" copied, "s<uid>" found there already; "c-"/"s-" once
+ * a sync deleted that copy). */
 #ifndef MH_SYNCSTORE_H
 #define MH_SYNCSTORE_H
 
@@ -46,6 +47,10 @@ void mh_folder_sync_cleanup(struct mh_folder_sync *s);
  * copied yet, failed, copied to a server without UIDPLUS, or its copy deleted). */
 int mh_job_target_uids(struct rq *q, const char *job_id, uint32_t folder_idx, const uint32_t *src, size_t n,
 		       uint32_t *dst_r, struct mh_err *err);
+/* The same, and *unknown_r: how many of the messages have no copy the job knows of and did
+ * not have their copy deleted by a sync (no result, failed, or a copy without UID). */
+int mh_job_copy_uids(struct rq *q, const char *job_id, uint32_t folder_idx, const uint32_t *src, size_t n,
+		     uint32_t *dst_r, size_t *unknown_r, struct mh_err *err);
 /* The target copies of these source messages were deleted: their target UIDs are
  * forgotten (the messages stay done: never copied again) and counted as deleted. */
 int mh_job_copies_deleted(struct rq *q, const char *job_id, uint32_t folder_idx, const uint32_t *src, size_t n,

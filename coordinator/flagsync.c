@@ -12,13 +12,12 @@
 #include "imap_client.h"
 #include "imap_parser.h"
 #include "log.h"
+#include "uidsearch.h"
 #include "uidset.h"
 #include "wire.h"
 
 /* UIDs per STORE, EXPUNGE or FETCH command: keeps command lines far below servers' limits */
 #define FS_CMD_UIDS 500u
-/* UIDs per plain SEARCH (without ESEARCH): keeps the reply line below the parser's limit */
-#define FS_SEARCH_SPAN 50000u
 /* The most UIDs a recorded or announced set may expand to */
 #define FS_MAX_UIDS (64u * 1024 * 1024)
 
@@ -142,73 +141,14 @@ static const struct msg_flags *flags_of(const struct flags_list *l, uint32_t uid
 
 /* --- the source: changed flags and UIDs still there ----------------------------------- */
 
-struct search_ctx {
-	struct uid_list *out;
-	bool bad;
-};
-
-static int search_range(void *ctx, uint32_t lo, uint32_t hi)
-{
-	struct search_ctx *s = ctx;
-
-	if (s->out->n + (uint64_t)(hi - lo) + 1 > FS_MAX_UIDS) {
-		s->bad = true;
-		return 1;
-	}
-	for (uint64_t u = lo; u <= hi; u++)
-		uids_push(s->out, (uint32_t)u);
-	return 0;
-}
-
-/* "* SEARCH 4 7 9", or "* ESEARCH (TAG "A5") UID ALL 4,7:9" */
-static void on_search(void *ctx, const struct imap_response *r)
-{
-	struct search_ctx *s = ctx;
-
-	if (r->name == NULL)
-		return;
-	if (strcmp(r->name, "SEARCH") == 0) {
-		for (size_t i = 0; i < r->count; i++) {
-			uint64_t uid;
-			if (imap_arg_number(&r->args[i], UINT32_MAX, &uid) == 0 && uid > 0)
-				uids_push(s->out, (uint32_t)uid);
-		}
-	} else if (strcmp(r->name, "ESEARCH") == 0) {
-		for (size_t i = 0; i + 1 < r->count; i++)
-			if (imap_arg_is(&r->args[i], "ALL") &&
-			    imap_uid_set_walk(r->args[i + 1].str, r->args[i + 1].len, search_range, s) < 0)
-				s->bad = true;
-	}
-}
-
 /* The source UIDs below f->handled_below that are not marked \Deleted. */
 static int source_present(struct event_base *base, struct imap_client *src, const struct flagsync_folder *f,
 			  struct uid_list *present, struct mh_err *err)
 {
-	struct search_ctx s = {present, false};
-	uint32_t last = f->handled_below - 1;
-	int rc;
+	int rc = uid_search(base, src, f->handled_below, true, &present->v, &present->n, err);
 
-	if (imap_client_has_cap(src, "ESEARCH")) {
-		rc = imap_client_run(base, src, on_search, NULL, &s, err, "UID SEARCH RETURN (ALL) UID 1:%u UNDELETED",
-				     (unsigned)last);
-	} else {
-		rc = 1;
-		for (uint64_t lo = 1; lo <= last && rc == 1; lo += FS_SEARCH_SPAN) {
-			uint64_t hi = lo + FS_SEARCH_SPAN - 1 < last ? lo + FS_SEARCH_SPAN - 1 : last;
-			rc = imap_client_run(base, src, on_search, NULL, &s, err, "UID SEARCH UID %u:%u UNDELETED",
-					     (unsigned)lo, (unsigned)hi);
-		}
-	}
-	if (rc <= 0)
-		return rc < 0 ? -1 : -2;
-	if (s.bad)
-		return mh_err_set(err, MH_E_PROTOCOL, "source: a SEARCH reply with a malformed UID set"), -2;
-	qsort(present->v, present->n, sizeof(*present->v), cmp_u32);
-	/* a server may answer with UIDs outside the range asked for: those are not ours */
-	while (present->n > 0 && present->v[present->n - 1] >= f->handled_below)
-		present->n--;
-	return 0;
+	present->cap = present->n;
+	return rc == 1 ? 0 : rc < 0 ? -1 : -2;
 }
 
 /* Source messages handled by earlier runs whose flags may have changed: those with a

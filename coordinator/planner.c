@@ -24,6 +24,7 @@
 #include "plan_pop3.h"
 #include "rq.h"
 #include "syncstore.h"
+#include "uidsearch.h"
 #include "uidset.h"
 #include "wire.h"
 
@@ -269,30 +270,55 @@ static void on_examine(void *ctx, const struct imap_response *r)
 		p->box->exists = r->number;
 }
 
-/* EXAMINEs folder and learns every message's UID, size and identity. */
-static int read_box(struct plan *p, struct plan_side *s, const char *folder, struct plan_box *b, struct mh_err *err)
+/* EXAMINE: the folder's UIDVALIDITY, UIDNEXT, size (and HIGHESTMODSEQ, for flag sync). */
+static int examine_box(struct plan *p, struct plan_side *s, const char *folder, struct plan_box *b,
+		       struct mh_err *err)
 {
-	uint32_t *need;
-	size_t n = 0;
-	int rc = 0;
-
 	memset(b, 0, sizeof(*b));
 	p->box = b;
 	/* a job that syncs flags records the source's HIGHESTMODSEQ: later runs look only at
 	 * messages changed since */
 	if (s == &p->src && p->sync_opts != 0 && imap_client_has_cap(s->conn.imap, "CONDSTORE")) {
 		b->want_modseq = true;
-		if (PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s (CONDSTORE)", folder) < 0)
-			return -1;
-	} else if (PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s", folder) < 0) {
-		return -1;
+		return PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s (CONDSTORE)", folder);
 	}
-	if (b->exists == 0)
-		return 0;
-	if (PLAN_CMD(p, s, on_ids, NULL, err,
-		     "UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])") < 0)
+	return PLAN_CMD(p, s, on_examine, NULL, err, "EXAMINE %s", folder);
+}
+
+/* Learns the UID, size and identity of the EXAMINEd folder's messages: those of uids[0..n)
+ * (in sets of FETCH_UIDS), or with uids NULL every one from UID `from` on. */
+#define FETCH_UIDS 500u
+static int fetch_ids(struct plan *p, struct plan_side *s, struct plan_box *b, const uint32_t *uids, size_t n,
+		     uint32_t from, struct mh_err *err)
+{
+	uint32_t *need;
+	size_t nneed = 0, keep = 0;
+	int rc = 0;
+
+	p->box = b;
+	if (uids == NULL) {
+		if (b->exists == 0)
+			return 0;
+		rc = PLAN_CMD(p, s, on_ids, NULL, err,
+			      "UID FETCH %u:* (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])", (unsigned)from);
+	}
+	for (size_t i = 0; uids != NULL && i < n && rc == 0; i += FETCH_UIDS) {
+		char *set = imap_uid_set_format(uids + i, n - i < FETCH_UIDS ? n - i : FETCH_UIDS);
+		rc = PLAN_CMD(p, s, on_ids, NULL, err, "UID FETCH %a (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+			      set);
+		free(set);
+	}
+	if (rc < 0)
 		return -1;
 	qsort(b->msgs, b->count, sizeof(*b->msgs), cmp_msg_uid);
+	/* "n:*" also names the last message when it is below n */
+	for (size_t i = 0; i < b->count; i++) {
+		if (b->msgs[i].uid >= from)
+			b->msgs[keep++] = b->msgs[i];
+		else
+			free(b->msgs[i].key);
+	}
+	b->count = keep;
 
 	/* Messages without a Message-ID: identity from size and header hash. */
 	need = calloc(b->count + 1, sizeof(*need));
@@ -300,9 +326,9 @@ static int read_box(struct plan *p, struct plan_side *s, const char *folder, str
 		abort();
 	for (size_t i = 0; i < b->count; i++)
 		if (b->msgs[i].key == NULL)
-			need[n++] = b->msgs[i].uid;
-	if (n > 0) {
-		char *set = imap_uid_set_format(need, n);
+			need[nneed++] = b->msgs[i].uid;
+	if (nneed > 0) {
+		char *set = imap_uid_set_format(need, nneed);
 		b->hash = EVP_MD_CTX_new();
 		if (b->hash == NULL)
 			abort();
@@ -321,6 +347,14 @@ static int read_box(struct plan *p, struct plan_side *s, const char *folder, str
 		}
 	}
 	return rc;
+}
+
+/* EXAMINEs folder and learns every message's UID, size and identity. */
+static int read_box(struct plan *p, struct plan_side *s, const char *folder, struct plan_box *b, struct mh_err *err)
+{
+	if (examine_box(p, s, folder, b, err) < 0)
+		return -1;
+	return fetch_ids(p, s, b, NULL, 0, 1, err);
 }
 
 /* --- multiset difference and batches -------------------------------------------------- */
@@ -537,6 +571,7 @@ struct known_folder {
 	uint32_t uidvalidity, dst_uidvalidity;
 	struct mh_folder_sync sync; /* what flag sync recorded (syncstore.h) */
 	uint64_t src_uidnext; /* the next source UID when last planned */
+	uint64_t messages, bytes; /* what earlier plans counted in the folder */
 	bool settled;         /* every message has a result (a sync may have taken failures
 			       * out to try them again: then it is read even if unchanged) */
 };
@@ -553,14 +588,14 @@ static void known_free(struct known_folder *k, uint32_t n)
 
 static int known_load(struct plan *p, struct known_folder **known_r, struct mh_err *err)
 {
-	static const char *const fields[] = {"src_uidnext", "messages", "copied", "skipped", "failed"};
+	static const char *const fields[] = {"src_uidnext", "messages", "copied", "skipped", "failed", "bytes"};
 	struct known_folder *k = calloc(p->known_folders + 1, sizeof(*k));
 
 	if (k == NULL)
 		abort();
 	for (uint32_t i = 0; i < p->known_folders; i++) {
 		struct mh_folder_ref f;
-		uint64_t v[5] = {0};
+		uint64_t v[6] = {0};
 
 		if (mh_job_load_folder(p->q, p->job_id, i, &f, err) < 0) {
 			known_free(k, i);
@@ -576,12 +611,14 @@ static int known_load(struct plan *p, struct known_folder **known_r, struct mh_e
 			known_free(k, i + 1);
 			return -1;
 		}
-		for (int j = 0; j < 5; j++)
+		for (int j = 0; j < 6; j++)
 			if (mh_job_folder_get_count(p->q, p->job_id, i, fields[j], &v[j], err) < 0) {
 				known_free(k, i + 1);
 				return -1;
 			}
 		k[i].src_uidnext = v[0];
+		k[i].messages = v[1];
+		k[i].bytes = v[5];
 		k[i].settled = v[2] + v[3] + v[4] >= v[1];
 	}
 	*known_r = k;
@@ -701,11 +738,12 @@ static int run_pass(struct plan *p, uint32_t idx, const struct known_folder *k, 
 }
 
 /* What a later flag sync compares with: the source folder's MODSEQ, message count and
- * UIDs as read now (or, after a pass in this run, the pass's MODSEQ). */
-static int record_source_state(struct plan *p, uint32_t idx, const struct plan_box *b, const uint64_t *keep_modseq,
-			       unsigned keep_opts, struct mh_err *err)
+ * UIDs as read now (or, after a pass in this run, the pass's MODSEQ); older: the UIDs of
+ * the messages a partial read (read_grown) left out. */
+static int record_source_state(struct plan *p, uint32_t idx, const uint32_t *older, size_t nolder,
+			       const struct plan_box *b, const uint64_t *keep_modseq, unsigned keep_opts, struct mh_err *err)
 {
-	uint32_t *uids = calloc(b->count + 1, sizeof(*uids));
+	uint32_t *uids = calloc(nolder + b->count + 1, sizeof(*uids));
 	struct mh_folder_sync st = {.modseq = keep_modseq != NULL ? *keep_modseq : b->modseq,
 				    .opts = keep_opts,
 				    .messages = b->exists};
@@ -713,12 +751,90 @@ static int record_source_state(struct plan *p, uint32_t idx, const struct plan_b
 
 	if (uids == NULL)
 		abort();
+	/* older (a part read: the earlier messages still there) are below b's, both ascending */
+	if (nolder > 0)
+		memcpy(uids, older, nolder * sizeof(*uids));
 	for (size_t i = 0; i < b->count; i++)
-		uids[i] = b->msgs[i].uid;
-	st.uids = imap_uid_set_format(uids, b->count);
+		uids[nolder + i] = b->msgs[i].uid;
+	st.uids = imap_uid_set_format(uids, nolder + b->count);
 	rc = mh_job_folder_sync_store(p->q, p->job_id, idx, &st, err);
 	free(uids);
 	mh_folder_sync_cleanup(&st);
+	return rc;
+}
+
+/* A sync's read of a folder that only grew since the last run (same UIDVALIDITY, every
+ * message with a result): not every message again, but the new source messages (UIDs from
+ * the recorded src_uidnext on), and on the target only the messages that no source message
+ * still there accounts for (its recorded copy, or the one it was found as). Compared with
+ * those alone, the multiset comparison gives what a full read would: a new message
+ * identical to an old one is copied, one delivered to the target too is skipped.
+ * present_r: the old source UIDs still there. 1 done; 0 when the records do not allow it
+ * (a copy whose target UID is unknown, a failure, no recorded UIDs): read the folder in
+ * full then; -1 on error. */
+static int read_grown(struct plan *p, uint32_t idx, const struct known_folder *k, const char *src_name,
+		      const char *dst_name, struct plan_box *sbox, struct plan_box *dbox, uint32_t **present_r,
+		      size_t *npresent_r, struct mh_err *err)
+{
+	uint32_t *present = NULL, *copies = NULL, *all = NULL, *spare = NULL;
+	size_t npresent = 0, nall = 0, unknown = 0, nspare = 0;
+	int rc;
+
+	*present_r = NULL;
+	*npresent_r = 0;
+	if (!k->settled || k->sync.uids == NULL || k->src_uidnext <= 1 || k->src_uidnext > UINT32_MAX ||
+	    strcmp(k->dst_raw, dst_name) != 0 || mh_side_folders_find(&p->dst.f, dst_name) == NULL)
+		return 0;
+	if (examine_box(p, &p->src, src_name, sbox, err) < 0)
+		return -1;
+	rc = uid_search(p->base, p->src.conn.imap, (uint32_t)k->src_uidnext, false, &present, &npresent, err);
+	if (rc <= 0)
+		return rc < 0 ? -1 : 0;
+	copies = calloc(npresent + 1, sizeof(*copies));
+	if (copies == NULL)
+		abort();
+	if (mh_job_copy_uids(p->q, p->job_id, idx, present, npresent, copies, &unknown, err) < 0) {
+		rc = -1;
+		goto out;
+	}
+	if (unknown > 0) {
+		rc = 0; /* some copy cannot be told apart from other target messages */
+		goto out;
+	}
+	if (fetch_ids(p, &p->src, sbox, NULL, 0, (uint32_t)k->src_uidnext, err) < 0) {
+		rc = -1;
+		goto out;
+	}
+	/* the target: every UID, less those of the copies */
+	if (examine_box(p, &p->dst, dst_name, dbox, err) < 0) {
+		rc = -1;
+		goto out;
+	}
+	rc = dbox->uidnext > 0 ? uid_search(p->base, p->dst.conn.imap, dbox->uidnext, false, &all, &nall, err) : 0;
+	if (rc <= 0) {
+		rc = rc < 0 ? -1 : 0;
+		goto out;
+	}
+	qsort(copies, npresent, sizeof(*copies), cmp_u32);
+	spare = calloc(nall + 1, sizeof(*spare));
+	if (spare == NULL)
+		abort();
+	for (size_t i = 0; i < nall; i++)
+		if (bsearch(&all[i], copies, npresent, sizeof(*copies), cmp_u32) == NULL)
+			spare[nspare++] = all[i];
+	rc = nspare > 0 && fetch_ids(p, &p->dst, dbox, spare, nspare, 1, err) < 0 ? -1 : 1;
+	if (rc == 1) {
+		mh_info("planner", "%s: %s grew: %zu new messages read, %zu of %zu target messages unaccounted for",
+			p->job_id, src_name, sbox->count, nspare, nall);
+		*present_r = present;
+		*npresent_r = npresent;
+		present = NULL;
+	}
+out:
+	free(present);
+	free(copies);
+	free(all);
+	free(spare);
 	return rc;
 }
 
@@ -773,7 +889,11 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		uint32_t this_idx = idx;
 		uint64_t keep_modseq = 0; /* a pass ran (or failed): the MODSEQ to keep, */
 		unsigned keep_opts = 0;   /* and what it covers */
-		bool keep = false;
+		bool keep = false, grew = false;
+		int incremental = 0;      /* read_grown() read only what is new */
+		uint32_t *present = NULL; /* then: the old source UIDs still there */
+		size_t npresent = 0;
+		uint64_t folder_msgs, folder_bytes;
 
 		if (p->sync) {
 			enum folder_change change;
@@ -794,6 +914,7 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 				unchanged++;
 				continue; /* one STATUS (and the pass), nothing read */
 			}
+			grew = change == FOLDER_GREW;
 			if (change == FOLDER_RENUMBERED) {
 				char *disp = mh_folder_display_name(src[i].name);
 				mh_warn("planner", "%s: the UIDVALIDITY of %s changed: compared with the target in full",
@@ -814,7 +935,25 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 			mh_warn("planner", "%s: folder %s cannot be mapped: %s", p->job_id, src[i].name, err->detail);
 			continue;
 		}
-		if (read_box(p, &p->src, src[i].name, &sbox, err) < 0) {
+		memset(&sbox, 0, sizeof(sbox));
+		memset(&dbox, 0, sizeof(dbox));
+		if (grew) {
+			incremental = read_grown(p, this_idx, &known[this_idx], src[i].name, dst_name, &sbox, &dbox, &present,
+						 &npresent, err);
+			if (incremental <= 0) {
+				box_cleanup(&sbox);
+				box_cleanup(&dbox);
+			}
+			/* a folder's own trouble: the full read below meets it and says so */
+			if (incremental < 0 && mh_err_class_of(err->code) == MH_CLASS_FOLDER)
+				incremental = 0;
+			if (incremental < 0) {
+				free(dst_name);
+				rc = -1;
+				break;
+			}
+		}
+		if (incremental == 0 && read_box(p, &p->src, src[i].name, &sbox, err) < 0) {
 			box_cleanup(&sbox);
 			free(dst_name);
 			if (mh_err_class_of(err->code) == MH_CLASS_FOLDER) {
@@ -824,8 +963,9 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 			rc = -1;
 			break;
 		}
-		memset(&dbox, 0, sizeof(dbox));
-		if (mh_side_folders_find(&p->dst.f, dst_name) == NULL) {
+		if (incremental == 1) {
+			/* read already */
+		} else if (mh_side_folders_find(&p->dst.f, dst_name) == NULL) {
 			if (create_folder(p, dst_name, &dbox, err) < 0) {
 				mh_warn("planner", "%s: cannot create %s: %s", p->job_id, dst_name, err->detail);
 				box_cleanup(&sbox);
@@ -847,6 +987,9 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		mark_present(&sbox, &dbox, found);
 		for (size_t k = 0; k < sbox.count; k++)
 			bytes += sbox.msgs[k].size;
+		/* read in part, the folder holds what earlier plans counted besides */
+		folder_msgs = sbox.count + (incremental == 1 ? known[this_idx].messages : 0);
+		folder_bytes = bytes + (incremental == 1 ? known[this_idx].bytes : 0);
 
 		src_disp = mh_folder_display_name(src[i].name);
 		dst_disp = mh_folder_display_name(dst_name);
@@ -862,7 +1005,7 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 				uidnext = dbox.msgs[dbox.count - 1].uid + 1;
 			struct mh_folder_ref ref = {src_disp, dst_disp, (char *)src[i].name, dst_name, sbox.uidvalidity,
 						    dbox.uidvalidity, uidnext};
-			rc = mh_job_add_folder(p->q, p->job_id, this_idx, &ref, sbox.count, bytes, err);
+			rc = mh_job_add_folder(p->q, p->job_id, this_idx, &ref, folder_msgs, folder_bytes, err);
 			/* for the summary's before/after table; a job planned again keeps the first */
 			if (rc == 0)
 				rc = mh_job_folder_set_count(p->q, p->job_id, this_idx, "dst_before", dbox.count, true, err);
@@ -870,7 +1013,7 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		if (rc == 0 && sf != NULL)
 			rc = plan_folder_batches(p, this_idx, sf, dst_name, &sbox, found, err);
 		if (rc == 0)
-			rc = record_source_state(p, this_idx, &sbox, keep ? &keep_modseq : NULL,
+			rc = record_source_state(p, this_idx, present, npresent, &sbox, keep ? &keep_modseq : NULL,
 						 keep ? keep_opts : MH_SYNC_FLAGS | MH_SYNC_DELETES, err);
 		if (rc == 0) {
 			/* what a sync compares with: the next UID the source will give */
@@ -885,6 +1028,7 @@ static int plan_folders(struct plan *p, struct mh_err *err)
 		free(src_disp);
 		free(dst_disp);
 		free(found);
+		free(present);
 		free(dst_name);
 		box_cleanup(&sbox);
 		box_cleanup(&dbox);

@@ -265,6 +265,12 @@ static void test_target_uids_and_deleted_copies(void **state)
 	assert_int_equal(mh_job_copies_deleted(q, "j-map", 0, src, 3, &err), 0); /* again: counted once */
 	assert_int_equal(mh_job_target_uids(q, "j-map", 0, src, 3, dst, &err), 0);
 	assert_true(dst[0] == 0 && dst[1] == 0 && dst[2] == 0);
+	/* deleted copies are known to be gone; 4 (no UID), 5 (failed), 6 (no result) are unknown */
+	{
+		size_t unknown = 0;
+		assert_int_equal(mh_job_copy_uids(q, "j-map", 0, src, 6, dst, &unknown, &err), 0);
+		assert_int_equal(unknown, 3);
+	}
 	assert_int_equal(mh_job_count_flag_updates(q, "j-map", 0, 4, &err), 0);
 	assert_int_equal(mh_job_load_summary(q, "j-map", 0, &s, &err), 0);
 	assert_true(s.deleted == 3 && s.flags_updated == 4);
