@@ -783,8 +783,12 @@ static int read_grown(struct plan *p, uint32_t idx, const struct known_folder *k
 	*present_r = NULL;
 	*npresent_r = 0;
 	if (!k->settled || k->sync.uids == NULL || k->src_uidnext <= 1 || k->src_uidnext > UINT32_MAX ||
-	    strcmp(k->dst_raw, dst_name) != 0 || mh_side_folders_find(&p->dst.f, dst_name) == NULL)
+	    strcmp(k->dst_raw, dst_name) != 0 || mh_side_folders_find(&p->dst.f, dst_name) == NULL) {
+		mh_info("planner", "%s: %s is read in full (%s)", p->job_id, src_name,
+			!k->settled ? "messages without a result" : k->sync.uids == NULL ? "no UIDs recorded"
+								: "its target folder changed");
 		return 0;
+	}
 	if (examine_box(p, &p->src, src_name, sbox, err) < 0)
 		return -1;
 	rc = uid_search(p->base, p->src.conn.imap, (uint32_t)k->src_uidnext, false, &present, &npresent, err);
@@ -798,7 +802,10 @@ static int read_grown(struct plan *p, uint32_t idx, const struct known_folder *k
 		goto out;
 	}
 	if (unknown > 0) {
-		rc = 0; /* some copy cannot be told apart from other target messages */
+		/* some copy cannot be told apart from other target messages */
+		mh_info("planner", "%s: %s is read in full (%zu copies without a known target UID)", p->job_id, src_name,
+			unknown);
+		rc = 0;
 		goto out;
 	}
 	if (fetch_ids(p, &p->src, sbox, NULL, 0, (uint32_t)k->src_uidnext, err) < 0) {
