@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dashboard.h"
+#include "forget.h"
 #include "jobstore.h"
 #include "log.h"
 #include "metrics.h"
@@ -183,6 +184,37 @@ static int sync_job(struct http_server *s, const char *id, struct mh_err *err)
 	return mh_job_sync_submit(s->q, id, err);
 }
 
+/* "forget": an ended job's every trace (its transfer record included) is deleted. */
+static void forget(struct http_server *s, struct evhttp_request *req, const char *id)
+{
+	struct mh_forget_report rep;
+	struct mh_err err;
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc;
+
+	mh_err_clear(&err);
+	rc = mh_job_forget(s->q, id, &rep, &err);
+	if (rc <= 0) {
+		if (rc == 0)
+			reply_error(req, 404, "no such job");
+		else
+			reply_error(req, err.code == MH_E_USAGE ? 409 : 503, err.detail);
+		return;
+	}
+	mh_info("http", "forget %s: done (%zu keys)", id, rep.keys);
+	f = open_memstream(&body, &len);
+	if (f == NULL)
+		abort();
+	fputs("{\"job\":", f);
+	mh_json_str(f, id);
+	fprintf(f, ",\"action\":\"forget\",\"state\":\"forgotten\",\"keys\":%zu}\n", rep.keys);
+	fclose(f);
+	reply(req, 200, "application/json", body, len);
+	free(body);
+}
+
 static void act(struct http_server *s, struct evhttp_request *req, const char *id, const char *action)
 {
 	struct mh_err err;
@@ -283,7 +315,7 @@ static bool split_job_path(const char *rest, char *id, size_t idlen, const char 
 
 static void route_api(struct http_server *s, struct evhttp_request *req, const char *path, bool post)
 {
-	static const char *const actions[] = {"pause", "resume", "cancel", "sync"};
+	static const char *const actions[] = {"pause", "resume", "cancel", "sync", "forget"};
 	char id[MH_JOB_ID_MAX], limit[16];
 	const char *what;
 
@@ -309,11 +341,14 @@ static void route_api(struct http_server *s, struct evhttp_request *req, const c
 	}
 	for (size_t i = 0; post && i < sizeof(actions) / sizeof(actions[0]); i++) {
 		if (strcmp(what, actions[i]) == 0) {
-			act(s, req, id, actions[i]);
+			if (strcmp(what, "forget") == 0)
+				forget(s, req, id);
+			else
+				act(s, req, id, actions[i]);
 			return;
 		}
 	}
-	reply_error(req, post ? 404 : 405, post ? "no such action (pause, resume, cancel, sync)" : "use POST");
+	reply_error(req, post ? 404 : 405, post ? "no such action (pause, resume, cancel, sync, forget)" : "use POST");
 }
 
 static void on_request(struct evhttp_request *req, void *arg)

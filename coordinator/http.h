@@ -12,6 +12,7 @@
  *   GET  /api/jobs/ID               the job's summary with folders and failures
  *   GET  /api/jobs/ID/history       its runs
  *   POST /api/jobs/ID/pause|resume|cancel|sync
+ *   POST /api/jobs/ID/forget        an ended job's every trace, its transfer record included
  *
  * With a token (--http-token-file), /api/ and /metrics want "Authorization: Bearer
  * TOKEN". A POST also wants the header "X-Mailhaul-Action: 1", which a form on another

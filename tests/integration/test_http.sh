@@ -2,7 +2,7 @@
 # The coordinator's HTTP server (--http): the dashboard page, /healthz, /metrics in the
 # Prometheus format agreeing with the jobs, the JSON API (job list, a job's summary and
 # history) agreeing with `mailhaul status`, actions (pause, resume, cancel, sync of a job
-# that keeps its passwords), and its guards: the bearer token, the X-Mailhaul-Action header
+# that keeps its passwords, forget of an ended one), and its guards: the bearer token, the X-Mailhaul-Action header
 # on POSTs, 404/405/409 with a reason, a bad --http value refused at start.
 set -euo pipefail
 . "$(dirname "$0")/../support/lib.sh"
@@ -157,5 +157,28 @@ PY
 mh_assert_eq "$("$mh" status "$queued" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])')" \
     cancelled "state after cancel through the API"
 grep -q "http: cancel $queued: done" "$MH_TMP/coordinator.log" || mh_fail "the action was not logged"
+
+mh_log "forget: an ended or cancelled job's record and traces go"
+python3 - "$port" "$ann" "$queued" <<'PY' || mh_fail "forget through the API failed"
+import json, sys, urllib.request, urllib.error
+port, ann, queued = sys.argv[1:]
+H = {"Authorization": "Bearer s3cret-token", "X-Mailhaul-Action": "1"}
+def call(path, method="GET"):
+    req = urllib.request.Request("http://127.0.0.1:%s%s" % (port, path), method=method, headers=H)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+code, body = call("/api/jobs/%s/forget" % ann, "POST")
+assert code == 200 and body["state"] == "forgotten" and body["keys"] > 0, (code, body)
+assert call("/api/jobs/" + ann)[0] == 404
+assert call("/api/jobs/%s/forget" % ann, "POST")[0] == 404          # gone already
+assert call("/api/jobs/%s/forget" % queued, "POST")[0] == 200       # cancelled counts as ended
+ids = [j["job"] for j in call("/api/jobs")[1]["jobs"]]
+assert ann not in ids and queued not in ids, ids
+PY
+"$mh" records --json | python3 -c "import json,sys; assert '$ann' not in json.dumps(json.load(sys.stdin))" ||
+    mh_fail "the forgotten job's record is still listed"
 
 echo "PASS: the HTTP server serves the dashboard, /healthz, /metrics and the JSON API, acts on jobs, and guards with a token and an action header"
