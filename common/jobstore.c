@@ -726,19 +726,32 @@ int mh_job_history(struct rq *q, const char *job_id, struct mh_run **runs_r, siz
 	return 0;
 }
 
-int mh_job_folder_get_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
-			    uint64_t *value_r, struct mh_err *err)
+int mh_job_folder_get_counts(struct rq *q, const char *job_id, uint32_t folder_idx, const char *const *fields,
+			     size_t n, uint64_t *values_r, struct mh_err *err)
 {
 	char key[MH_KEY_MAX];
+	struct rq_args a = {0};
 	struct redisReply *r;
 
 	mh_key_folder(key, sizeof(key), job_id, folder_idx);
-	r = rq_command(q, err, "HGET %s %s", key, field);
+	rq_args_add(&a, "HMGET");
+	rq_args_add(&a, key);
+	for (size_t i = 0; i < n; i++)
+		rq_args_add(&a, fields[i]);
+	r = rq_args_run(q, &a, err);
+	rq_args_free(&a);
 	if (r == NULL)
 		return -1;
-	*value_r = u64_field(r);
+	for (size_t i = 0; i < n; i++)
+		values_r[i] = r->type == REDIS_REPLY_ARRAY && i < r->elements ? u64_field(r->element[i]) : 0;
 	rq_reply_free(r);
 	return 0;
+}
+
+int mh_job_folder_get_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
+			    uint64_t *value_r, struct mh_err *err)
+{
+	return mh_job_folder_get_counts(q, job_id, folder_idx, &field, 1, value_r, err);
 }
 
 int mh_job_reopen(struct rq *q, const char *job_id, struct mh_err *err)

@@ -188,6 +188,9 @@ struct mh_run {
 /* The job's runs, oldest first (mh:job:<id>:history). *runs_r heap (free()). 0 or -1. */
 int mh_job_history(struct rq *q, const char *job_id, struct mh_run **runs_r, size_t *n_r, struct mh_err *err);
 /* A numeric field of a folder hash (0 when absent). */
+/* Several at once (one round trip): values_r[i] for fields[i]. */
+int mh_job_folder_get_counts(struct rq *q, const char *job_id, uint32_t folder_idx, const char *const *fields,
+			     size_t n, uint64_t *values_r, struct mh_err *err);
 int mh_job_folder_get_count(struct rq *q, const char *job_id, uint32_t folder_idx, const char *field,
 			    uint64_t *value_r, struct mh_err *err);
 /* A finished job (partial, done, failed) becomes running again (for a requeue). */

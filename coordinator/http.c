@@ -184,14 +184,35 @@ static int sync_job(struct http_server *s, const char *id, struct mh_err *err)
 	return mh_job_sync_submit(s->q, id, err);
 }
 
+/* {"job","action","state"} and, for forget, "keys" (keys < 0: none). */
+static void reply_action(struct evhttp_request *req, const char *id, const char *action, const char *state,
+			 long long keys)
+{
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&body, &len);
+
+	if (f == NULL)
+		abort();
+	fputs("{\"job\":", f);
+	mh_json_str(f, id);
+	fputs(",\"action\":", f);
+	mh_json_str(f, action);
+	fputs(",\"state\":", f);
+	mh_json_str(f, state);
+	if (keys >= 0)
+		fprintf(f, ",\"keys\":%lld", keys);
+	fputs("}\n", f);
+	fclose(f);
+	reply(req, 200, "application/json", body, len);
+	free(body);
+}
+
 /* "forget": an ended job's every trace (its transfer record included) is deleted. */
 static void forget(struct http_server *s, struct evhttp_request *req, const char *id)
 {
 	struct mh_forget_report rep;
 	struct mh_err err;
-	char *body = NULL;
-	size_t len = 0;
-	FILE *f;
 	int rc;
 
 	mh_err_clear(&err);
@@ -204,15 +225,7 @@ static void forget(struct http_server *s, struct evhttp_request *req, const char
 		return;
 	}
 	mh_info("http", "forget %s: done (%zu keys)", id, rep.keys);
-	f = open_memstream(&body, &len);
-	if (f == NULL)
-		abort();
-	fputs("{\"job\":", f);
-	mh_json_str(f, id);
-	fprintf(f, ",\"action\":\"forget\",\"state\":\"forgotten\",\"keys\":%zu}\n", rep.keys);
-	fclose(f);
-	reply(req, 200, "application/json", body, len);
-	free(body);
+	reply_action(req, id, "forget", "forgotten", (long long)rep.keys);
 }
 
 static void act(struct http_server *s, struct evhttp_request *req, const char *id, const char *action)
@@ -220,9 +233,6 @@ static void act(struct http_server *s, struct evhttp_request *req, const char *i
 	struct mh_err err;
 	enum mh_job_state state;
 	int changed;
-	char *body = NULL;
-	size_t len = 0;
-	FILE *f;
 
 	mh_err_clear(&err);
 	if (mh_job_get_state(s->q, id, &state, &err) < 0) {
@@ -242,19 +252,7 @@ static void act(struct http_server *s, struct evhttp_request *req, const char *i
 		return;
 	}
 	mh_job_get_state(s->q, id, &state, &err);
-	f = open_memstream(&body, &len);
-	if (f == NULL)
-		abort();
-	fputs("{\"job\":", f);
-	mh_json_str(f, id);
-	fputs(",\"action\":", f);
-	mh_json_str(f, action);
-	fputs(",\"state\":", f);
-	mh_json_str(f, mh_job_state_name(state));
-	fputs("}\n", f);
-	fclose(f);
-	reply(req, 200, "application/json", body, len);
-	free(body);
+	reply_action(req, id, action, mh_job_state_name(state), -1);
 }
 
 /* --- routing ----------------------------------------------------------------------------------- */

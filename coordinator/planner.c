@@ -611,11 +611,10 @@ static int known_load(struct plan *p, struct known_folder **known_r, struct mh_e
 			known_free(k, i + 1);
 			return -1;
 		}
-		for (int j = 0; j < 6; j++)
-			if (mh_job_folder_get_count(p->q, p->job_id, i, fields[j], &v[j], err) < 0) {
-				known_free(k, i + 1);
-				return -1;
-			}
+		if (mh_job_folder_get_counts(p->q, p->job_id, i, fields, 6, v, err) < 0) {
+			known_free(k, i + 1);
+			return -1;
+		}
 		k[i].src_uidnext = v[0];
 		k[i].messages = v[1];
 		k[i].bytes = v[5];
@@ -672,12 +671,13 @@ static int sum_folders(struct plan *p, uint32_t folders, struct mh_err *err)
 {
 	p->total_msgs = p->total_bytes = 0;
 	for (uint32_t i = 0; i < folders; i++) {
-		uint64_t m = 0, b = 0;
-		if (mh_job_folder_get_count(p->q, p->job_id, i, "messages", &m, err) < 0 ||
-		    mh_job_folder_get_count(p->q, p->job_id, i, "bytes", &b, err) < 0)
+		static const char *const fields[] = {"messages", "bytes"};
+		uint64_t v[2];
+
+		if (mh_job_folder_get_counts(p->q, p->job_id, i, fields, 2, v, err) < 0)
 			return -1;
-		p->total_msgs += m;
-		p->total_bytes += b;
+		p->total_msgs += v[0];
+		p->total_bytes += v[1];
 	}
 	return 0;
 }
